@@ -1,0 +1,118 @@
+//! `dialerd check`: validate a campaign file and read its contact list, touching no database.
+
+use super::contacts::{ImportStats, Reject, check_contacts};
+use super::validate::load_campaign;
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::Path;
+
+/// How many rejected rows a report lists.
+pub const REJECTS_SHOWN: usize = 10;
+
+/// Contact counts in a check report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactsReport {
+    /// Data rows read (header excluded).
+    pub rows: u64,
+    /// Rows that became a contact.
+    pub accepted: u64,
+    /// Rows rejected, with a reason each.
+    pub rejected: u64,
+    /// Rows merged into an earlier row with the same number.
+    pub duplicates: u64,
+    /// The first rejected rows.
+    pub rejects: Vec<RejectLine>,
+}
+
+/// A rejected row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectLine {
+    /// 1-based line in the CSV.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The result of checking one campaign file: `{"file", "valid", "errors", "contacts"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The campaign file as given.
+    pub file: String,
+    /// True when the campaign file and its contact list can run.
+    pub valid: bool,
+    /// Problems, each naming file, line and key.
+    pub errors: Vec<String>,
+    /// Contact counts; absent when the campaign file itself is invalid or the list unreadable.
+    pub contacts: Option<ContactsReport>,
+}
+
+/// Validates `path` and reads its contact list. Never touches a database.
+pub fn check_file(path: &Path) -> CheckReport {
+    let mut report = CheckReport {
+        file: path.display().to_string(),
+        valid: false,
+        errors: Vec::new(),
+        contacts: None,
+    };
+    let campaign = match load_campaign(path) {
+        Ok(c) => c,
+        Err(errs) => {
+            report.errors = errs.0.iter().map(|e| e.to_string()).collect();
+            return report;
+        }
+    };
+    match check_contacts(&campaign.contacts) {
+        Ok((stats, rejects)) => {
+            report.valid = true;
+            report.contacts = Some(contacts_report(&stats, &rejects));
+        }
+        Err(e) => report.errors.push(e.to_string()),
+    }
+    report
+}
+
+fn contacts_report(s: &ImportStats, rejects: &[Reject]) -> ContactsReport {
+    ContactsReport {
+        rows: s.rows,
+        accepted: s.accepted,
+        rejected: s.rejected,
+        duplicates: s.duplicates,
+        rejects: rejects
+            .iter()
+            .take(REJECTS_SHOWN)
+            .map(|r| RejectLine {
+                line: r.line,
+                reason: r.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl CheckReport {
+    /// Human-readable form, several lines ending in a newline.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}: {}", self.file, if self.valid { "valid" } else { "INVALID" });
+        for e in &self.errors {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        if let Some(c) = &self.contacts {
+            let _ = writeln!(
+                out,
+                "  contacts: {} rows, {} accepted, {} rejected, {} duplicates merged",
+                c.rows, c.accepted, c.rejected, c.duplicates
+            );
+            for r in &c.rejects {
+                let _ = writeln!(out, "  rejected line {}: {}", r.line, r.reason);
+            }
+            if c.rejected as usize > c.rejects.len() {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more rejected rows",
+                    c.rejected as usize - c.rejects.len()
+                );
+            }
+        }
+        out
+    }
+}

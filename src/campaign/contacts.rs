@@ -1,0 +1,606 @@
+//! Reading a contact CSV: header mapping, E.164 normalisation with `phonenumber`, per-row
+//! validation with a reject reason each, and merging of rows that share a number.
+//!
+//! Pure: no database. The file is streamed; rows, merges and rejects come out in batches of
+//! about [`BATCH_ROWS`] so that a million-row file is never held in memory whole (only a set of
+//! the numbers seen so far is kept).
+
+use super::file::ContactsFile;
+use chrono_tz::Tz;
+use csv::{ByteRecord, StringRecord};
+use phonenumber::country::Id;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Rows (new rows + merges + rejects) per batch handed to the consumer.
+pub const BATCH_ROWS: usize = 10_000;
+
+/// Where a campaign's contacts come from and how to read them.
+#[derive(Debug, Clone)]
+pub struct ContactSource {
+    /// The CSV file (already resolved against the campaign file's folder).
+    pub path: PathBuf,
+    /// The `[contacts]` column mapping.
+    pub columns: ContactsFile,
+    /// Region used to read numbers written without `+country` (national formats, IDD).
+    pub default_region: Id,
+    /// Zone given to rows whose timezone column is absent or empty.
+    pub default_timezone: Tz,
+}
+
+/// One accepted contact row, normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRow {
+    /// 1-based line in the CSV where the row starts (the header is line 1).
+    pub line: u64,
+    /// The number to dial, E.164 (`+14155550100`).
+    pub phone_e164: String,
+    /// Extension parsed from the phone column (`x123` gives `123`).
+    pub extension: Option<String>,
+    /// Valid alternate numbers, E.164, in column order, never containing `phone_e164`.
+    pub alternate_phones: Vec<String>,
+    /// First name, trimmed; `None` when empty or unmapped.
+    pub first_name: Option<String>,
+    /// Last name, trimmed; `None` when empty or unmapped.
+    pub last_name: Option<String>,
+    /// Email, trimmed; `None` when empty or unmapped.
+    pub email: Option<String>,
+    /// IANA zone: the row's own, else the campaign's default.
+    pub timezone: String,
+    /// Unmapped columns, keyed by header name as written (trimmed), values trimmed.
+    pub custom_fields: BTreeMap<String, String>,
+}
+
+impl ContactRow {
+    /// Merges a later row with the same number into this one: this row's non-empty fields win,
+    /// empty ones are filled from `other`, alternate phones are unioned (order kept, the primary
+    /// number excluded). A timezone equal to `default_timezone` counts as empty.
+    pub fn merge_from(&mut self, other: ContactRow, default_timezone: &str) {
+        fn fill(a: &mut Option<String>, b: Option<String>) {
+            if a.is_none() {
+                *a = b;
+            }
+        }
+        fill(&mut self.extension, other.extension);
+        fill(&mut self.first_name, other.first_name);
+        fill(&mut self.last_name, other.last_name);
+        fill(&mut self.email, other.email);
+        if self.timezone == default_timezone && other.timezone != default_timezone {
+            self.timezone = other.timezone;
+        }
+        for alt in other.alternate_phones {
+            if alt != self.phone_e164 && !self.alternate_phones.contains(&alt) {
+                self.alternate_phones.push(alt);
+            }
+        }
+        for (k, v) in other.custom_fields {
+            let slot = self.custom_fields.entry(k).or_default();
+            if slot.is_empty() {
+                *slot = v;
+            }
+        }
+    }
+}
+
+/// A row that did not become a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reject {
+    /// 1-based line in the CSV where the row starts (the header is line 1).
+    pub line: u64,
+    /// Why, naming the column (`Phone 1: invalid number "043-797-5229" for region US`).
+    pub reason: String,
+}
+
+/// Counts for one read of a contact file. `accepted + rejected + duplicates == rows`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportStats {
+    /// Data rows read (header excluded; blank lines are not rows).
+    pub rows: u64,
+    /// Rows that became a distinct contact.
+    pub accepted: u64,
+    /// Rows rejected, each with a reason.
+    pub rejected: u64,
+    /// Valid rows whose number appeared on an earlier row; merged into that row.
+    pub duplicates: u64,
+    /// Alternate numbers that were not valid and were dropped (their rows were kept).
+    pub alternate_phones_dropped: u64,
+}
+
+/// One batch of output from [`read_contacts`], in file order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Rows whose number was not seen before, with later duplicates in this batch merged in.
+    pub rows: Vec<ContactRow>,
+    /// Duplicates of rows handed out in an earlier batch (several merged together when they
+    /// share a number); merge each into the stored row with [`ContactRow::merge_from`].
+    pub merges: Vec<ContactRow>,
+    /// Rows rejected in this batch.
+    pub rejects: Vec<Reject>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.rows.len() + self.merges.len() + self.rejects.len()
+    }
+}
+
+/// What a full read produced besides the batches.
+#[derive(Debug, Clone)]
+pub struct ReadSummary {
+    /// Row counts.
+    pub stats: ImportStats,
+    /// SHA-256 (lower-case hex) of the bytes read, i.e. of the file as imported.
+    pub sha256: String,
+}
+
+/// File-level errors: the list cannot be read at all. Row problems are [`Reject`]s instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactsError {
+    /// The file could not be opened or read.
+    #[error("contact file {}: {source}", path.display())]
+    Io {
+        /// The contact file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A column the mapping needs is not in the header.
+    #[error("contact file {}: column `{column}` (contacts.{field}) is not in the header", path.display())]
+    MissingColumn {
+        /// The contact file.
+        path: PathBuf,
+        /// The column name looked for.
+        column: String,
+        /// The `[contacts]` key that names it (`phone`, `alternate_phones`, ...).
+        field: &'static str,
+    },
+    /// The header row could not be read as CSV.
+    #[error("contact file {}, line {line}: {message}", path.display())]
+    Csv {
+        /// The contact file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The consumer of the batches stopped the read (its side failed).
+    #[error("reading contact file {} was stopped by its consumer", path.display())]
+    Stopped {
+        /// The contact file.
+        path: PathBuf,
+    },
+}
+
+/// Reads an ISO 3166 region code (`US`, `gb`, surrounding spaces ignored).
+pub fn parse_region(s: &str) -> Option<Id> {
+    s.trim().to_ascii_uppercase().parse().ok()
+}
+
+/// A number read by [`normalize_phone`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedPhone {
+    /// E.164 form, without the extension.
+    pub e164: String,
+    /// The extension, when the text had one.
+    pub extension: Option<String>,
+}
+
+/// Why a phone cell is not a usable number; displayed after the column name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// The cell is empty (or only spaces).
+    #[error("empty")]
+    Empty,
+    /// libphonenumber found no number in the text.
+    #[error("cannot parse \"{text}\" ({reason})")]
+    Unparsable {
+        /// The cell, trimmed.
+        text: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// Parsed, but not a valid number under the metadata.
+    #[error("invalid number \"{text}\" for region {region}")]
+    Invalid {
+        /// The cell, trimmed.
+        text: String,
+        /// The default region the text was read for.
+        region: String,
+    },
+}
+
+/// Reads `text` exactly as libphonenumber does for `region` (`parse` then `is_valid`) and
+/// returns its E.164 form and extension.
+///
+/// Errors: [`PhoneError`] when empty, unparsable or not a valid number.
+pub fn normalize_phone(text: &str, region: Id) -> Result<NormalizedPhone, PhoneError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(PhoneError::Empty);
+    }
+    let number = phonenumber::parse(Some(region), text).map_err(|e| PhoneError::Unparsable {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !phonenumber::is_valid(&number) {
+        return Err(PhoneError::Invalid {
+            text: text.to_string(),
+            region: region.as_ref().to_string(),
+        });
+    }
+    Ok(NormalizedPhone {
+        e164: format!("+{}{}", number.code().value(), number.national()),
+        extension: number.extension().map(|e| e.to_string()),
+    })
+}
+
+/// SHA-256 (lower-case hex) of the file at `path`, read in a stream.
+///
+/// Errors: [`ContactsError::Io`].
+pub fn file_sha256(path: &Path) -> Result<String, ContactsError> {
+    let io = |source| ContactsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = HashingReader {
+        inner: std::fs::File::open(path).map_err(io)?,
+        hasher: Sha256::new(),
+    };
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+    Ok(hex(&reader.hasher.finalize()))
+}
+
+/// Reads the whole file, calling `on_batch` with batches of about `batch_rows` entries
+/// (new rows, merges of duplicates into rows of earlier batches, rejects) in file order.
+/// `on_batch` returns `ControlFlow::Break` to stop the read.
+///
+/// Errors: [`ContactsError`] for an unreadable file, a bad header, a missing column, or a stop.
+pub fn read_contacts<F>(src: &ContactSource, batch_rows: usize, mut on_batch: F) -> Result<ReadSummary, ContactsError>
+where
+    F: FnMut(Batch) -> ControlFlow<()>,
+{
+    let path = &src.path;
+    let io = |source| ContactsError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // Records end at '\n' only, so a CRLF file's '\r' stays in the last field (cells are
+    // trimmed) and csv's line counter matches the file's lines. Field counts are checked here so
+    // that a malformed row is reported with its content still at hand.
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(256 * 1024)
+        .from_reader(HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+        });
+    let header = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(fatal(path, e, 1)),
+    };
+    let map = ColumnMap::resolve(src, &header)?;
+    let default_tz = src.default_timezone.name();
+    let mut stats = ImportStats::default();
+    let mut dedupe = Dedupe::default();
+    let mut batch = Batch::default();
+    let batch_rows = batch_rows.max(1);
+    let mut raw = ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut raw) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(fatal(path, e, line));
+            }
+        }
+        if raw.len() == 1 && raw[0].trim_ascii().is_empty() {
+            continue; // a blank line ("\r" alone in a CRLF file)
+        }
+        let line = start_line(&raw, rdr.position().line());
+        stats.rows += 1;
+        let result = if raw.len() != header.len() {
+            Err(format!(
+                "malformed row: {} fields, the header has {}",
+                raw.len(),
+                header.len()
+            ))
+        } else {
+            match StringRecord::from_byte_record(std::mem::take(&mut raw)) {
+                Ok(record) => {
+                    let r = map.row(&record, line, src.default_region, default_tz);
+                    raw = record.into_byte_record();
+                    r
+                }
+                Err(e) => {
+                    let field = e.utf8_error().field() + 1;
+                    raw = e.into_byte_record();
+                    Err(format!("malformed row: field {field} is not valid UTF-8"))
+                }
+            }
+        };
+        match result {
+            Ok((row, dropped)) => {
+                stats.alternate_phones_dropped += dropped;
+                if dedupe.add(row, &mut batch, default_tz) {
+                    stats.accepted += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+            Err(reason) => {
+                stats.rejected += 1;
+                batch.rejects.push(Reject { line, reason });
+            }
+        }
+        if batch.len() >= batch_rows {
+            dedupe.flushed();
+            if on_batch(std::mem::take(&mut batch)).is_break() {
+                return Err(ContactsError::Stopped { path: path.clone() });
+            }
+        }
+    }
+    if batch.len() > 0 && on_batch(batch).is_break() {
+        return Err(ContactsError::Stopped { path: path.clone() });
+    }
+    let sha256 = hex(&rdr.into_inner().hasher.finalize());
+    Ok(ReadSummary { stats, sha256 })
+}
+
+/// Convenience for `dialerd check`: reads and counts without a database, keeping the rejects.
+///
+/// Errors: as [`read_contacts`].
+pub fn check_contacts(src: &ContactSource) -> Result<(ImportStats, Vec<Reject>), ContactsError> {
+    let mut rejects = Vec::new();
+    let summary = read_contacts(src, BATCH_ROWS, |b| {
+        rejects.extend(b.rejects);
+        ControlFlow::Continue(())
+    })?;
+    Ok((summary.stats, rejects))
+}
+
+/// The 1-based line where `record` starts. `after` is the reader's line once the record was
+/// read: one past the record's last line when it ended with '\n'. The record's own position
+/// (taken before any blank lines were skipped) covers a last record without a newline.
+fn start_line(record: &ByteRecord, after: u64) -> u64 {
+    let embedded: u64 = record
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+        .sum();
+    let from_end = after.saturating_sub(1 + embedded);
+    record.position().map_or(from_end, |p| p.line().max(from_end))
+}
+
+fn fatal(path: &Path, e: csv::Error, line: u64) -> ContactsError {
+    let message = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => ContactsError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        _ => ContactsError::Csv {
+            path: path.to_path_buf(),
+            line,
+            message,
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A mapped column: its index and its header name as written (trimmed), for reasons.
+#[derive(Debug, Clone)]
+struct Col {
+    idx: usize,
+    label: String,
+}
+
+/// The header resolved against the `[contacts]` mapping.
+#[derive(Debug)]
+struct ColumnMap {
+    phone: Col,
+    alternates: Vec<Col>,
+    first_name: Option<Col>,
+    last_name: Option<Col>,
+    email: Option<Col>,
+    timezone: Option<Col>,
+    custom: Vec<Col>,
+}
+
+fn norm(s: &str) -> String {
+    s.trim_start_matches('\u{feff}').trim().to_lowercase()
+}
+
+impl ColumnMap {
+    fn resolve(src: &ContactSource, header: &StringRecord) -> Result<ColumnMap, ContactsError> {
+        let labels: Vec<String> = header
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+            .collect();
+        let normed: Vec<String> = labels.iter().map(|l| norm(l)).collect();
+        let find = |name: &str| {
+            let n = norm(name);
+            normed.iter().position(|h| *h == n).map(|idx| Col {
+                idx,
+                label: labels[idx].clone(),
+            })
+        };
+        let required = |name: &str, field: &'static str| {
+            find(name).ok_or_else(|| ContactsError::MissingColumn {
+                path: src.path.clone(),
+                column: name.to_string(),
+                field,
+            })
+        };
+        let optional = |configured: &Option<String>, default: &str, field: &'static str| match configured {
+            Some(name) => required(name, field).map(Some),
+            None => Ok(find(default)),
+        };
+        let c = &src.columns;
+        let phone = required(&c.phone, "phone")?;
+        let alternates = c
+            .alternate_phones
+            .iter()
+            .map(|a| required(a, "alternate_phones"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_name = optional(&c.first_name, "first_name", "first_name")?;
+        let last_name = optional(&c.last_name, "last_name", "last_name")?;
+        let email = optional(&c.email, "email", "email")?;
+        let timezone = optional(&c.timezone, "timezone", "timezone")?;
+        let mut used: HashSet<usize> = alternates.iter().map(|a| a.idx).collect();
+        used.insert(phone.idx);
+        used.extend(
+            [&first_name, &last_name, &email, &timezone]
+                .into_iter()
+                .flatten()
+                .map(|c| c.idx),
+        );
+        let custom = (0..labels.len())
+            .filter(|i| !used.contains(i))
+            .map(|idx| Col {
+                idx,
+                label: labels[idx].clone(),
+            })
+            .collect();
+        Ok(ColumnMap {
+            phone,
+            alternates,
+            first_name,
+            last_name,
+            email,
+            timezone,
+            custom,
+        })
+    }
+
+    /// Validates one record; on success returns the row and how many alternates were dropped.
+    fn row(&self, rec: &StringRecord, line: u64, region: Id, default_tz: &str) -> Result<(ContactRow, u64), String> {
+        let cell = |c: &Col| rec.get(c.idx).unwrap_or("").trim();
+        let opt = |c: &Option<Col>| c.as_ref().map(cell).filter(|s| !s.is_empty()).map(str::to_string);
+        let phone = normalize_phone(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
+        let timezone = match self.timezone.as_ref().map(cell).filter(|s| !s.is_empty()) {
+            None => default_tz.to_string(),
+            Some(t) => match t.parse::<Tz>() {
+                Ok(tz) => tz.name().to_string(),
+                Err(_) => {
+                    return Err(format!(
+                        "{}: unknown zone \"{t}\"",
+                        self.timezone.as_ref().map_or("timezone", |c| &c.label)
+                    ));
+                }
+            },
+        };
+        let mut dropped = 0;
+        let mut alternate_phones = Vec::new();
+        for alt in &self.alternates {
+            let text = cell(alt);
+            if text.is_empty() {
+                continue;
+            }
+            match normalize_phone(text, region) {
+                Ok(p) if p.e164 != phone.e164 && !alternate_phones.contains(&p.e164) => alternate_phones.push(p.e164),
+                Ok(_) => {}
+                Err(_) => dropped += 1,
+            }
+        }
+        let mut custom_fields = BTreeMap::new();
+        for c in &self.custom {
+            custom_fields
+                .entry(c.label.clone())
+                .or_insert_with(|| cell(c).to_string());
+        }
+        let row = ContactRow {
+            line,
+            phone_e164: phone.e164,
+            extension: phone.extension,
+            alternate_phones,
+            first_name: opt(&self.first_name),
+            last_name: opt(&self.last_name),
+            email: opt(&self.email),
+            timezone,
+            custom_fields,
+        };
+        Ok((row, dropped))
+    }
+}
+
+/// Tracks numbers seen so far and where the first row of each currently is.
+#[derive(Default)]
+struct Dedupe {
+    /// Every number seen (compact key).
+    seen: HashSet<u128>,
+    /// Number → index in the current batch's `rows`.
+    pending: HashMap<u128, usize>,
+    /// Number → index in the current batch's `merges`.
+    merging: HashMap<u128, usize>,
+}
+
+impl Dedupe {
+    /// Adds a valid row; returns true when its number is new.
+    fn add(&mut self, row: ContactRow, batch: &mut Batch, default_tz: &str) -> bool {
+        let k = key(&row.phone_e164);
+        if let Some(&i) = self.pending.get(&k) {
+            batch.rows[i].merge_from(row, default_tz);
+        } else if let Some(&i) = self.merging.get(&k) {
+            batch.merges[i].merge_from(row, default_tz);
+        } else if self.seen.contains(&k) {
+            self.merging.insert(k, batch.merges.len());
+            batch.merges.push(row);
+        } else {
+            self.seen.insert(k);
+            self.pending.insert(k, batch.rows.len());
+            batch.rows.push(row);
+            return true;
+        }
+        false
+    }
+
+    /// The current batch was handed out.
+    fn flushed(&mut self) {
+        self.pending.clear();
+        self.merging.clear();
+    }
+}
+
+/// A compact key for an E.164 string: its digits as a number (at most 20 digits fit in u128).
+/// Anything else (never produced by the formatter) is hashed into a disjoint range.
+fn key(e164: &str) -> u128 {
+    match e164.strip_prefix('+').and_then(|d| d.parse::<u128>().ok()) {
+        Some(k) if e164.len() <= 21 => k,
+        _ => {
+            let mut h = DefaultHasher::new();
+            e164.hash(&mut h);
+            (1u128 << 127) | u128::from(h.finish())
+        }
+    }
+}

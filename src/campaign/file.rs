@@ -1,0 +1,341 @@
+//! The campaign file (TOML) as written by operators: serde shapes with `deny_unknown_fields`
+//! so a typo is an error. Validation into the runtime [`super::Campaign`] lives in `validate.rs`.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Top level of `campaigns/<id>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    /// Human-readable campaign name.
+    pub name: String,
+    /// The voice agent that takes answered calls.
+    pub agent_id: String,
+    /// Caller id presented on every call, E.164 (`+14155550100`).
+    pub caller_id: String,
+    /// ISO 3166 region (`US`) used to read numbers written without `+country`.
+    pub default_region: String,
+    /// IANA zone (`America/New_York`) used when neither the row nor the number gives one.
+    pub default_timezone: String,
+    /// Where the contacts come from and how their columns map.
+    pub contacts: ContactsFile,
+    /// Calling windows and campaign start/end.
+    #[serde(default)]
+    pub schedule: ScheduleFile,
+    /// Pacing and concurrency.
+    #[serde(default)]
+    pub dialer: DialerFile,
+    /// Retry delays and attempt limit.
+    #[serde(default)]
+    pub retry: RetryFile,
+    /// What to do when a machine answers.
+    #[serde(default)]
+    pub voicemail: VoicemailFile,
+    /// Callbacks the contact asks for.
+    #[serde(default)]
+    pub callback: CallbackFile,
+    /// Legal calling hours on top of the windows.
+    #[serde(default)]
+    pub compliance: ComplianceFile,
+    /// Which trunk places the calls.
+    #[serde(default)]
+    pub trunk: TrunkFile,
+}
+
+/// `[contacts]`: the CSV file and its column mapping. Column names match the header
+/// case-insensitively, ignoring surrounding spaces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsFile {
+    /// CSV path, relative to the campaign file.
+    pub file: String,
+    /// Column holding the phone number to dial (default `phone`).
+    #[serde(default = "default_phone_column")]
+    pub phone: String,
+    /// Columns holding alternate phone numbers.
+    #[serde(default)]
+    pub alternate_phones: Vec<String>,
+    /// Column holding the first name (default `first_name` when present).
+    pub first_name: Option<String>,
+    /// Column holding the last name (default `last_name` when present).
+    pub last_name: Option<String>,
+    /// Column holding the email address (default `email` when present).
+    pub email: Option<String>,
+    /// Column holding an IANA time zone for the contact (default `timezone` when present).
+    pub timezone: Option<String>,
+}
+
+fn default_phone_column() -> String {
+    "phone".to_string()
+}
+
+/// `[schedule]`: windows in the contact's local time, plus absolute start/end (UTC).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleFile {
+    /// `cron` crate expressions (`sec min hour dom mon dow`); a local minute that matches may start calls.
+    /// Empty means "legal hours only".
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// No dial before this instant.
+    pub start_at: Option<toml::value::Datetime>,
+    /// No dial at or after this instant.
+    pub end_at: Option<toml::value::Datetime>,
+}
+
+/// Pacing mode names accepted in `[dialer] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeFile {
+    /// One call per free agent slot.
+    #[default]
+    Progressive,
+}
+
+/// `[dialer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialerFile {
+    /// Pacing mode.
+    #[serde(default)]
+    pub mode: ModeFile,
+    /// Agent slots: the most conversations at once.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// Most new calls per second (CPS).
+    #[serde(default = "default_cps")]
+    pub calls_per_second: u32,
+    /// How long a call may ring before it counts as no answer; at least 15 s.
+    #[serde(default = "default_ring_timeout", with = "humantime_serde")]
+    pub ring_timeout: Duration,
+}
+
+impl Default for DialerFile {
+    fn default() -> Self {
+        DialerFile {
+            mode: ModeFile::default(),
+            max_concurrent: default_max_concurrent(),
+            calls_per_second: default_cps(),
+            ring_timeout: default_ring_timeout(),
+        }
+    }
+}
+
+fn default_max_concurrent() -> u32 {
+    5
+}
+fn default_cps() -> u32 {
+    5
+}
+fn default_ring_timeout() -> Duration {
+    Duration::from_secs(25)
+}
+
+/// `[retry]`: delays per outcome (humantime strings); unset outcomes use `delay`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    /// Attempts over the contact's lifetime, at least 1.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Delay for any outcome without its own.
+    #[serde(default = "default_retry_delay", with = "humantime_serde")]
+    pub delay: Duration,
+    /// Delay after `no_answer`.
+    #[serde(default, with = "humantime_serde")]
+    pub no_answer: Option<Duration>,
+    /// Delay after `busy`.
+    #[serde(default, with = "humantime_serde")]
+    pub busy: Option<Duration>,
+    /// Delay after `machine` (voicemail action `hangup`).
+    #[serde(default, with = "humantime_serde")]
+    pub machine: Option<Duration>,
+    /// Delay after `failed`.
+    #[serde(default, with = "humantime_serde")]
+    pub failed: Option<Duration>,
+    /// Delay after `abandoned`.
+    #[serde(default, with = "humantime_serde")]
+    pub abandoned: Option<Duration>,
+    /// Delay after `unknown` (an attempt left open by a crash).
+    #[serde(default, with = "humantime_serde")]
+    pub unknown: Option<Duration>,
+}
+
+impl Default for RetryFile {
+    fn default() -> Self {
+        RetryFile {
+            max_attempts: default_max_attempts(),
+            delay: default_retry_delay(),
+            no_answer: None,
+            busy: None,
+            machine: None,
+            failed: None,
+            abandoned: None,
+            unknown: None,
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_delay() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+/// Voicemail actions accepted in `[voicemail] action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoicemailActionFile {
+    /// Play the rendered message after the beep, then hang up.
+    LeaveMessage,
+    /// Hang up at once and retry later.
+    #[default]
+    Hangup,
+}
+
+/// `[voicemail]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailFile {
+    /// What to do when a machine answers.
+    #[serde(default)]
+    pub action: VoicemailActionFile,
+    /// Message template with `{{first_name}}`-style variables; required for `leave_message`.
+    pub message: Option<String>,
+}
+
+/// `[callback]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackFile {
+    /// Honour callbacks the contact asks for.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long after the call to call back.
+    #[serde(default = "default_callback_delay", with = "humantime_serde")]
+    pub delay: Duration,
+}
+
+impl Default for CallbackFile {
+    fn default() -> Self {
+        CallbackFile {
+            enabled: true,
+            delay: default_callback_delay(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_callback_delay() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+
+/// `[compliance]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceFile {
+    /// Legal calling hours in the contact's local time, `"HH:MM-HH:MM"`, default `08:00-21:00`.
+    /// It may only narrow the default, except on the sim trunk, which places no real call.
+    pub legal_hours: Option<String>,
+}
+
+/// Trunk kinds accepted in `[trunk] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkKindFile {
+    /// The built-in simulated trunk.
+    #[default]
+    Sim,
+}
+
+/// `[trunk]`; credentials never live here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkFile {
+    /// Which adapter.
+    #[serde(default)]
+    pub kind: TrunkKindFile,
+    /// `[trunk.sim]`: the simulated trunk's call model.
+    #[serde(default)]
+    pub sim: SimFile,
+}
+
+/// `[trunk.sim]`: the statistical call model. Probabilities are in 0..1 and must sum to 1;
+/// durations are humantime strings; `*_sigma` is the lognormal shape (standard deviation of ln).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimFile {
+    /// RNG seed; the same seed gives the same calls.
+    pub seed: u64,
+    /// Multiplies every simulated duration (0.01 makes a 3-minute call last 1.8 s).
+    pub time_scale: f64,
+    /// P(a person answers).
+    pub p_human: f64,
+    /// P(an answering machine answers).
+    pub p_machine: f64,
+    /// P(no answer within the ring timeout).
+    pub p_no_answer: f64,
+    /// P(busy).
+    pub p_busy: f64,
+    /// P(the call fails).
+    pub p_failed: f64,
+    /// Mean time for a person to answer.
+    #[serde(with = "humantime_serde")]
+    pub human_answer_mean: Duration,
+    /// Mean time for a machine to answer.
+    #[serde(with = "humantime_serde")]
+    pub machine_answer_mean: Duration,
+    /// Lognormal sigma of the answer times.
+    pub answer_sigma: f64,
+    /// Time until a busy signal.
+    #[serde(with = "humantime_serde")]
+    pub busy_time: Duration,
+    /// Time until a failure.
+    #[serde(with = "humantime_serde")]
+    pub failed_time: Duration,
+    /// Mean talk time of a connected person.
+    #[serde(with = "humantime_serde")]
+    pub talk_mean: Duration,
+    /// Lognormal sigma of the talk time.
+    pub talk_sigma: f64,
+    /// Length of the voicemail message as played.
+    #[serde(with = "humantime_serde")]
+    pub voicemail_length: Duration,
+    /// P(a connected person asks to be called back), 0..1.
+    pub callback_rate: f64,
+}
+
+impl Default for SimFile {
+    fn default() -> Self {
+        SimFile {
+            seed: 1,
+            time_scale: 1.0,
+            p_human: 0.25,
+            p_machine: 0.20,
+            p_no_answer: 0.40,
+            p_busy: 0.10,
+            p_failed: 0.05,
+            human_answer_mean: Duration::from_secs(8),
+            machine_answer_mean: Duration::from_secs(10),
+            answer_sigma: 0.4,
+            busy_time: Duration::from_secs(3),
+            failed_time: Duration::from_secs(2),
+            talk_mean: Duration::from_secs(120),
+            talk_sigma: 0.6,
+            voicemail_length: Duration::from_secs(20),
+            callback_rate: 0.05,
+        }
+    }
+}
+
+/// Converts a TOML datetime (which must carry an offset) to UTC.
+pub fn toml_datetime_utc(dt: &toml::value::Datetime) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&dt.to_string())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}

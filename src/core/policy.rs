@@ -1,0 +1,187 @@
+//! Retry, voicemail and callback policy: what happens to a contact after each attempt.
+//! Pure: the caller passes the outcome, the attempts made so far and `now`.
+
+use super::types::{Disposition, Outcome};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// What to do when AMD reports an answering machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoicemailAction {
+    /// Play the rendered message after the beep; the attempt ends `voicemail_left` and the contact is done.
+    LeaveMessage,
+    /// Hang up; the attempt ends `machine` and the contact is retried after the machine delay.
+    Hangup,
+}
+
+/// Retry delays per outcome and the lifetime attempt limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts over the contact's lifetime (≥ 1); after the last one the contact is `exhausted`.
+    pub max_attempts: u32,
+    /// Delay for outcomes without their own.
+    pub delay: TimeDelta,
+    /// Delay after `no_answer`.
+    pub no_answer: Option<TimeDelta>,
+    /// Delay after `busy`.
+    pub busy: Option<TimeDelta>,
+    /// Delay after `machine`.
+    pub machine: Option<TimeDelta>,
+    /// Delay after `failed`.
+    pub failed: Option<TimeDelta>,
+    /// Delay after `abandoned`.
+    pub abandoned: Option<TimeDelta>,
+    /// Delay after `unknown` (an attempt left open by a crash).
+    pub unknown: Option<TimeDelta>,
+}
+
+impl RetryPolicy {
+    /// The delay before the next attempt after `outcome`.
+    pub fn delay_after(&self, outcome: Outcome) -> TimeDelta {
+        let specific = match outcome {
+            Outcome::NoAnswer => self.no_answer,
+            Outcome::Busy => self.busy,
+            Outcome::Machine => self.machine,
+            Outcome::Failed => self.failed,
+            Outcome::Abandoned => self.abandoned,
+            Outcome::Unknown => self.unknown,
+            Outcome::Human | Outcome::CallbackRequested | Outcome::VoicemailLeft => None,
+        };
+        specific.unwrap_or(self.delay)
+    }
+}
+
+/// Callbacks the contact asks for during a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CallbackPolicy {
+    /// When false, a callback request is recorded but the contact is done.
+    pub enabled: bool,
+    /// How long after the call ends to call back.
+    pub delay: TimeDelta,
+}
+
+/// The whole after-attempt policy of a campaign.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// Retry delays and attempt limit.
+    pub retry: RetryPolicy,
+    /// Machine handling.
+    pub voicemail: VoicemailAction,
+    /// Callback handling.
+    pub callback: CallbackPolicy,
+}
+
+/// The policy's verdict on a finished attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextStep {
+    /// What this attempt decided for the contact.
+    pub disposition: Disposition,
+    /// When the contact may be dialled again (UTC); `None` when the disposition is final.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl Policy {
+    /// Decides the contact's next step after an attempt that ended with `outcome` at `now`,
+    /// `attempts_made` counting this attempt. Never schedules an attempt past `max_attempts`.
+    pub fn after_attempt(&self, outcome: Outcome, attempts_made: u32, now: DateTime<Utc>) -> NextStep {
+        let retry_in = match outcome {
+            Outcome::Human => return NextStep::done(Disposition::Completed),
+            Outcome::VoicemailLeft => return NextStep::done(Disposition::VoicemailLeft),
+            Outcome::CallbackRequested if !self.callback.enabled => return NextStep::done(Disposition::Completed),
+            Outcome::CallbackRequested => self.callback.delay,
+            other => self.retry.delay_after(other),
+        };
+        if attempts_made >= self.retry.max_attempts {
+            return NextStep::done(Disposition::Exhausted);
+        }
+        let disposition = if outcome == Outcome::CallbackRequested {
+            Disposition::CallbackScheduled
+        } else {
+            Disposition::RetryScheduled
+        };
+        NextStep {
+            disposition,
+            next_attempt_at: Some(now + retry_in),
+        }
+    }
+}
+
+impl NextStep {
+    fn done(disposition: Disposition) -> NextStep {
+        NextStep {
+            disposition,
+            next_attempt_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(voicemail: VoicemailAction, callback: bool) -> Policy {
+        Policy {
+            retry: RetryPolicy {
+                max_attempts: 3,
+                delay: TimeDelta::minutes(30),
+                no_answer: Some(TimeDelta::hours(2)),
+                busy: Some(TimeDelta::minutes(10)),
+                machine: Some(TimeDelta::days(1)),
+                failed: None,
+                abandoned: Some(TimeDelta::hours(72)),
+                unknown: None,
+            },
+            voicemail,
+            callback: CallbackPolicy {
+                enabled: callback,
+                delay: TimeDelta::minutes(60),
+            },
+        }
+    }
+
+    #[test]
+    fn table_of_cases() {
+        use Disposition as D;
+        use Outcome as O;
+        let now = DateTime::parse_from_rfc3339("2026-12-01T15:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let p = policy(VoicemailAction::LeaveMessage, true);
+        let off = policy(VoicemailAction::Hangup, false);
+        let cases: &[(&Policy, Outcome, u32, Disposition, Option<TimeDelta>)] = &[
+            (&p, O::Human, 1, D::Completed, None),
+            (&p, O::VoicemailLeft, 1, D::VoicemailLeft, None),
+            (&p, O::NoAnswer, 1, D::RetryScheduled, Some(TimeDelta::hours(2))),
+            (&p, O::Busy, 2, D::RetryScheduled, Some(TimeDelta::minutes(10))),
+            (&p, O::Machine, 1, D::RetryScheduled, Some(TimeDelta::days(1))),
+            (&p, O::Failed, 1, D::RetryScheduled, Some(TimeDelta::minutes(30))),
+            (&p, O::Unknown, 1, D::RetryScheduled, Some(TimeDelta::minutes(30))),
+            (&p, O::Abandoned, 1, D::RetryScheduled, Some(TimeDelta::hours(72))),
+            (&p, O::NoAnswer, 3, D::Exhausted, None),
+            (&p, O::Unknown, 3, D::Exhausted, None),
+            (
+                &p,
+                O::CallbackRequested,
+                1,
+                D::CallbackScheduled,
+                Some(TimeDelta::minutes(60)),
+            ),
+            (&p, O::CallbackRequested, 3, D::Exhausted, None),
+            (&off, O::CallbackRequested, 1, D::Completed, None),
+            (&off, O::Human, 3, D::Completed, None),
+        ];
+        for (i, (pol, outcome, made, disp, delay)) in cases.iter().enumerate() {
+            let step = pol.after_attempt(*outcome, *made, now);
+            assert_eq!(step.disposition, *disp, "case {i}: {outcome} after {made}");
+            assert_eq!(
+                step.next_attempt_at,
+                delay.map(|d| now + d),
+                "case {i}: {outcome} after {made}"
+            );
+            assert_eq!(
+                step.next_attempt_at.is_some(),
+                step.disposition.contact_status().is_dialable(),
+                "case {i}"
+            );
+        }
+    }
+}

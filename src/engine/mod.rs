@@ -1,0 +1,267 @@
+//! The daemon driver: watches the campaign folder, starts one runner per valid campaign,
+//! reloads or pauses runners as files change, and shuts down on request or when idle.
+
+mod runner;
+
+pub use runner::{Control, RunnerStatus};
+
+use crate::campaign::file::TrunkKindFile;
+use crate::campaign::watch::{self, Fingerprint};
+use crate::campaign::{Campaign, load_campaign};
+use crate::sim::CallModel;
+use crate::store::ImportOutcome;
+use crate::store::Store;
+use crate::trunk::Trunk;
+use crate::trunk::sim::SimTrunk;
+use runner::Runner;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+/// Errors that stop a campaign or the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The contact import failed as a whole (file missing, header wrong).
+    #[error(transparent)]
+    Import(#[from] crate::store::ImportError),
+    /// The campaign folder could not be read or watched.
+    #[error("campaign folder {dir}: {reason}")]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The trunk could not be built.
+    #[error("trunk: {0}")]
+    Trunk(String),
+}
+
+/// How the daemon runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Folder of `*.toml` campaign files.
+    pub campaigns_dir: PathBuf,
+    /// Exit once no campaign has a contact left to dial, now or later.
+    pub until_idle: bool,
+    /// How long calls in flight may take to end after a shutdown request.
+    pub shutdown_grace: Duration,
+    /// Folder rescan interval (the fallback when notifications are missed).
+    pub poll_interval: Duration,
+}
+
+struct Running {
+    control: mpsc::Sender<Control>,
+    status: tokio_watch::Receiver<RunnerStatus>,
+    join: JoinHandle<()>,
+    fingerprint: Fingerprint,
+    contacts: (PathBuf, Fingerprint),
+}
+
+/// Renders a `{{variable}}` template with contact fields; a missing variable is an error.
+///
+/// Errors: the template does not parse or names a variable the contact does not have.
+pub fn render(template: &str, fields: &BTreeMap<String, String>) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.render_str(template, fields)
+}
+
+pub(crate) fn log_import(c: &Campaign, outcome: &ImportOutcome) {
+    match outcome {
+        ImportOutcome::Unchanged => {
+            info!(campaign = %c.id, file = %c.contacts.path.display(), "Contact list unchanged since the last import.")
+        }
+        ImportOutcome::Imported(s) => {
+            info!(campaign = %c.id, file = %c.contacts.path.display(), rows = s.rows, accepted = s.accepted,
+            rejected = s.rejected, duplicates = s.duplicates, alternate_phones_dropped = s.alternate_phones_dropped,
+            "Contacts imported; rejected rows are listed by `dialerd status`.")
+        }
+    }
+}
+
+fn build_trunk(c: &Campaign, events: mpsc::Sender<crate::trunk::TrunkEvent>) -> Result<Arc<dyn Trunk>, EngineError> {
+    match c.trunk {
+        TrunkKindFile::Sim => {
+            let model = CallModel::new(&c.sim).map_err(|e| EngineError::Trunk(e.to_string()))?;
+            Ok(Arc::new(SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)))
+        }
+    }
+}
+
+/// The daemon: owns the runners and the folder watcher.
+pub struct Daemon {
+    store: Store,
+    opts: RunOptions,
+    running: HashMap<String, Running>,
+    refused: HashMap<String, Fingerprint>,
+}
+
+impl Daemon {
+    /// A daemon over `store` with `opts`; nothing runs until [`Daemon::run`].
+    pub fn new(store: Store, opts: RunOptions) -> Daemon {
+        Daemon {
+            store,
+            opts,
+            running: HashMap::new(),
+            refused: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves (SIGTERM/SIGINT in `main`) or, with `until_idle`, until every
+    /// campaign is idle. Stops dialing first, then lets calls in flight end within the grace period.
+    ///
+    /// Errors: the campaign folder cannot be read or watched.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+        let dir = self.opts.campaigns_dir.clone();
+        let folder_err = |reason: String| EngineError::Folder {
+            dir: dir.clone(),
+            reason,
+        };
+        let (wake_tx, mut wake_rx) = mpsc::channel(1);
+        let _watcher = watch::watch(&dir, self.opts.poll_interval, wake_tx).map_err(|e| folder_err(e.to_string()))?;
+        self.rescan().await.map_err(|e| folder_err(e.to_string()))?;
+        tokio::pin!(shutdown);
+        let mut poll = tokio::time::interval(self.opts.poll_interval);
+        let mut check_idle = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!("Shutdown requested.");
+                    break;
+                }
+                Some(()) = wake_rx.recv() => {
+                    // Let an editor finish writing before reading the file.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.rescan_logged().await;
+                }
+                _ = poll.tick() => self.rescan_logged().await,
+                _ = check_idle.tick(), if self.opts.until_idle => {
+                    if self.is_idle() {
+                        info!(campaigns = self.running.len(), "Every campaign is idle: no contact left to dial, now or later.");
+                        break;
+                    }
+                }
+            }
+        }
+        self.stop_all().await;
+        Ok(())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.running.values().all(|r| {
+            let s = *r.status.borrow();
+            s.idle || s.exited
+        })
+    }
+
+    async fn stop_all(&mut self) {
+        for r in self.running.values() {
+            let _ = r.control.send(Control::Shutdown).await;
+        }
+        for (id, r) in self.running.drain() {
+            if let Err(e) = r.join.await {
+                error!(campaign = %id, error = %e, "Campaign runner panicked.");
+            }
+        }
+    }
+
+    async fn rescan_logged(&mut self) {
+        if let Err(e) = self.rescan().await {
+            error!(dir = %self.opts.campaigns_dir.display(), error = %e, "Cannot read the campaign folder.");
+        }
+    }
+
+    /// Starts new campaigns, reloads changed ones, pauses removed or broken ones.
+    async fn rescan(&mut self) -> std::io::Result<()> {
+        let files = watch::scan(&self.opts.campaigns_dir)?;
+        for (id, r) in self.running.iter_mut() {
+            if !files.contains_key(id) && r.fingerprint != Fingerprint::Missing {
+                warn!(campaign = %id, "Campaign file removed; pausing the campaign. Nothing is deleted.");
+                r.fingerprint = Fingerprint::Missing;
+                let _ = r.control.send(Control::Pause).await;
+            }
+        }
+        self.refused.retain(|id, _| files.contains_key(id));
+        for (id, (path, fp)) in files {
+            let contacts_changed = self
+                .running
+                .get(&id)
+                .is_some_and(|r| watch::meta_fingerprint(&r.contacts.0) != r.contacts.1);
+            let known = self.running.get(&id).map(|r| &r.fingerprint).or(self.refused.get(&id));
+            if known == Some(&fp) && !contacts_changed {
+                continue;
+            }
+            match load_campaign(&path) {
+                Err(errs) => {
+                    for e in &errs.0 {
+                        error!(campaign = %id, file = %path.display(), line = e.line, key = e.key.as_deref(), error = %e.reason, "Campaign file refused.");
+                    }
+                    self.refused.insert(id.clone(), fp);
+                    if let Some(r) = self.running.get_mut(&id) {
+                        r.fingerprint = Fingerprint::Missing;
+                        let _ = r.control.send(Control::Pause).await;
+                    }
+                }
+                Ok(campaign) => {
+                    self.refused.remove(&id);
+                    let contacts = (
+                        campaign.contacts.path.clone(),
+                        watch::meta_fingerprint(&campaign.contacts.path),
+                    );
+                    if let Some(r) = self.running.get_mut(&id) {
+                        r.fingerprint = fp;
+                        r.contacts = contacts;
+                        let _ = r.control.send(Control::Reload(Box::new(campaign))).await;
+                    } else {
+                        self.start(campaign, fp, contacts);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, campaign: Campaign, fingerprint: Fingerprint, contacts: (PathBuf, Fingerprint)) {
+        let id = campaign.id.clone();
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let trunk = match build_trunk(&campaign, ev_tx) {
+            Ok(t) => t,
+            Err(e) => {
+                error!(campaign = %id, error = %e, "Campaign refused.");
+                self.refused.insert(id, fingerprint);
+                return;
+            }
+        };
+        let (ctl_tx, ctl_rx) = mpsc::channel(8);
+        let (st_tx, st_rx) = tokio_watch::channel(RunnerStatus::default());
+        let runner = Runner::new(
+            campaign,
+            self.store.clone(),
+            trunk,
+            ev_rx,
+            ctl_rx,
+            st_tx,
+            self.opts.shutdown_grace,
+        );
+        let join = tokio::spawn(runner.run());
+        self.running.insert(
+            id,
+            Running {
+                control: ctl_tx,
+                status: st_rx,
+                join,
+                fingerprint,
+                contacts,
+            },
+        );
+    }
+}

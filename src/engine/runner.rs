@@ -1,0 +1,458 @@
+//! One campaign runner: a tokio task that drives the pure [`Dialer`] with wall-clock time, the
+//! store and a trunk. It selects over a closed set of inputs (trunk events, control messages,
+//! its wake-up timer), persists every transition, and logs one line per call transition.
+
+use crate::campaign::Campaign;
+use crate::core::{AnswerAction, AttemptKey, CallEvent, Candidate, ContactId, Decision, Dialer, Outcome};
+use crate::store::{CampaignState, DueContact, Store, StoreError};
+use crate::trunk::{DialRequest, Trunk, TrunkEvent};
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+/// Control messages from the daemon.
+#[derive(Debug)]
+pub enum Control {
+    /// The campaign file changed and is still valid: apply it, keep progress and calls.
+    Reload(Box<Campaign>),
+    /// The campaign file was removed or became invalid: stop dialing, delete nothing.
+    Pause,
+    /// Stop dialing, let calls in flight end within the grace period, then exit.
+    Shutdown,
+}
+
+/// What a runner reports to the daemon after every step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunnerStatus {
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// True when no contact is left to dial, now or later, and no call is in flight.
+    pub idle: bool,
+    /// True once the task has returned.
+    pub exited: bool,
+}
+
+/// Longest sleep between checks when nothing else wakes the runner.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+pub(crate) struct Runner {
+    campaign: Campaign,
+    store: Store,
+    trunk: Arc<dyn Trunk>,
+    events: mpsc::Receiver<TrunkEvent>,
+    control: mpsc::Receiver<Control>,
+    status: watch::Sender<RunnerStatus>,
+    dialer: Dialer,
+    limiter: DefaultDirectRateLimiter,
+    call_ids: HashMap<ContactId, String>,
+    paused: bool,
+    stop_by: Option<Instant>,
+    grace: Duration,
+    announced_sleep: Option<DateTime<Utc>>,
+    finished: bool,
+    /// Set when the last tick found nothing to dial, now or later.
+    no_work: bool,
+}
+
+fn limiter(cps: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(NonZeroU32::new(cps).unwrap_or(NonZeroU32::MIN)))
+}
+
+impl Runner {
+    pub(crate) fn new(
+        campaign: Campaign,
+        store: Store,
+        trunk: Arc<dyn Trunk>,
+        events: mpsc::Receiver<TrunkEvent>,
+        control: mpsc::Receiver<Control>,
+        status: watch::Sender<RunnerStatus>,
+        grace: Duration,
+    ) -> Runner {
+        Runner {
+            dialer: Dialer::new(campaign.rules.clone()),
+            limiter: limiter(campaign.dialer.calls_per_second),
+            campaign,
+            store,
+            trunk,
+            events,
+            control,
+            status,
+            call_ids: HashMap::new(),
+            paused: false,
+            stop_by: None,
+            grace,
+            announced_sleep: None,
+            finished: false,
+            no_work: false,
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.campaign.id
+    }
+
+    /// Imports contacts, reconciles attempts left open, then runs until shut down.
+    pub(crate) async fn run(mut self) {
+        if let Err(e) = self.prepare().await {
+            error!(campaign = %self.id(), error = %e, "Campaign could not start; it is paused.");
+            self.paused = true;
+        }
+        let mut wake = Instant::now();
+        loop {
+            self.publish();
+            let mut timer_fired = false;
+            tokio::select! {
+                Some(ev) = self.events.recv() => self.on_trunk_event(ev).await,
+                msg = self.control.recv() => match msg {
+                    Some(Control::Reload(c)) => self.reload(*c).await,
+                    Some(Control::Pause) => self.pause().await,
+                    Some(Control::Shutdown) | None => self.begin_shutdown(),
+                },
+                _ = tokio::time::sleep_until(wake) => timer_fired = true,
+            }
+            if let Some(stop_by) = self.stop_by {
+                if self.dialer.in_flight() == 0 || Instant::now() >= stop_by {
+                    break;
+                }
+                wake = stop_by;
+                continue;
+            }
+            // An event that freed no capacity changes nothing pacing could act on before the timer.
+            if !timer_fired && self.dialer.wanted() == 0 && Instant::now() < wake {
+                continue;
+            }
+            wake = match self.tick().await {
+                Ok(w) => w,
+                Err(e) => {
+                    error!(campaign = %self.id(), error = %e, "Store error; retrying shortly.");
+                    Instant::now() + Duration::from_secs(1)
+                }
+            };
+        }
+        if self.dialer.in_flight() > 0 {
+            warn!(campaign = %self.id(), in_flight = self.dialer.in_flight(),
+                "Calls still in flight at the end of the grace period; their attempts are reconciled at next start.");
+        }
+        info!(campaign = %self.id(), "Campaign runner stopped.");
+        self.status.send_modify(|s| {
+            s.exited = true;
+            s.in_flight = self.dialer.in_flight();
+        });
+    }
+
+    fn publish(&self) {
+        let in_flight = self.dialer.in_flight();
+        let idle = in_flight == 0 && (self.no_work || self.paused);
+        self.status.send_if_modified(|s| {
+            let new = RunnerStatus {
+                in_flight,
+                idle,
+                exited: false,
+            };
+            let changed = *s != new;
+            *s = new;
+            changed
+        });
+    }
+
+    async fn prepare(&mut self) -> Result<(), super::EngineError> {
+        let now = Utc::now();
+        let c = &self.campaign;
+        self.store
+            .activate_campaign(&c.id, &c.name, &c.path.display().to_string(), now)
+            .await?;
+        self.import().await?;
+        for open in self.store.open_attempts(&self.campaign.id).await? {
+            if let Some(call_id) = open.call_id.as_deref() {
+                if self.trunk.is_live(call_id).await {
+                    info!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, call_id,
+                        "Call still live after restart; its events will close it.");
+                    self.call_ids.insert(open.key.contact, call_id.to_string());
+                    self.dialer
+                        .adopt(open.key, crate::core::Call::new(open.key.attempt, open.started_at));
+                    continue;
+                }
+            }
+            let step = self
+                .campaign
+                .rules
+                .policy
+                .after_attempt(Outcome::Unknown, open.key.attempt, now);
+            self.store.close_attempt(open.key, Outcome::Unknown, step, now).await?;
+            warn!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, outcome = "unknown",
+                disposition = %step.disposition, "Attempt left open by an earlier run closed as unknown.");
+        }
+        let max = self.campaign.rules.policy.retry.max_attempts;
+        let n = self.store.exhaust_over_limit(&self.campaign.id, max, now).await?;
+        if n > 0 {
+            info!(campaign = %self.id(), contacts = n, max_attempts = max, "Contacts at the attempt limit marked exhausted.");
+        }
+        info!(campaign = %self.id(), name = %self.campaign.name, slots = self.campaign.rules.slots,
+            cps = self.campaign.dialer.calls_per_second, "Campaign started.");
+        Ok(())
+    }
+
+    async fn import(&mut self) -> Result<(), super::EngineError> {
+        let outcome = self
+            .store
+            .import_contacts(&self.campaign.id, &self.campaign.contacts, Utc::now())
+            .await?;
+        super::log_import(&self.campaign, &outcome);
+        Ok(())
+    }
+
+    async fn reload(&mut self, campaign: Campaign) {
+        info!(campaign = %self.id(), "Campaign file changed; reloading without losing progress.");
+        if campaign.dialer.calls_per_second != self.campaign.dialer.calls_per_second {
+            self.limiter = limiter(campaign.dialer.calls_per_second);
+        }
+        self.dialer.set_rules(campaign.rules.clone());
+        self.campaign = campaign;
+        self.paused = false;
+        self.finished = false;
+        self.announced_sleep = None;
+        if let Err(e) = self.prepare().await {
+            error!(campaign = %self.id(), error = %e, "Reload failed; the campaign is paused.");
+            self.paused = true;
+        }
+    }
+
+    async fn pause(&mut self) {
+        if !self.paused {
+            info!(campaign = %self.id(), in_flight = self.dialer.in_flight(), "Campaign paused: its file is gone or invalid. Nothing is deleted.");
+        }
+        self.paused = true;
+        if let Err(e) = self
+            .store
+            .set_campaign_state(&self.campaign.id, CampaignState::Paused, Utc::now())
+            .await
+        {
+            error!(campaign = %self.id(), error = %e, "Could not record the pause.");
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.stop_by.is_none() {
+            info!(campaign = %self.id(), in_flight = self.dialer.in_flight(), grace_s = self.grace.as_secs(),
+                "Stopping: no new dials; waiting for calls in flight.");
+            self.stop_by = Some(Instant::now() + self.grace);
+        }
+    }
+
+    async fn on_trunk_event(&mut self, ev: TrunkEvent) {
+        let key = ev.key;
+        let now = Utc::now();
+        let id = self.campaign.id.clone();
+        match ev.event {
+            CallEvent::Ringing => {
+                debug!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "ringing", "Ringing.")
+            }
+            CallEvent::CallbackRequested => {
+                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "callback_requested", "Contact asked for a callback.")
+            }
+            CallEvent::Answered(_) => {
+                if let Err(e) = self.store.record_answered(key, ev.at).await {
+                    error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the answer.");
+                }
+            }
+            CallEvent::Ended(_) => {}
+        }
+        for decision in self.dialer.on_event(now, key, ev.event) {
+            self.execute(decision, &ev.call_id, now).await;
+        }
+    }
+
+    async fn execute(&mut self, decision: Decision, call_id: &str, now: DateTime<Utc>) {
+        let id = self.campaign.id.clone();
+        match decision {
+            Decision::Answer { key, action } => {
+                let outcome = match action {
+                    AnswerAction::ConnectAgent => "connected",
+                    AnswerAction::PlaySafeHarbor => "abandoned",
+                    AnswerAction::LeaveVoicemail => "leaving_voicemail",
+                    AnswerAction::Hangup => "machine_hangup",
+                };
+                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome, call_id, "Answered.");
+                if let Err(e) = self.trunk.act(call_id, action).await {
+                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Trunk refused the answer action.");
+                }
+            }
+            Decision::Finish { key, outcome, step } => {
+                self.call_ids.remove(&key.contact);
+                self.finish(key, outcome, step, now).await;
+            }
+        }
+    }
+
+    async fn finish(&mut self, key: AttemptKey, outcome: Outcome, step: crate::core::NextStep, now: DateTime<Utc>) {
+        let id = &self.campaign.id;
+        let mut result = self.store.close_attempt(key, outcome, step, now).await;
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            result = self.store.close_attempt(key, outcome, step, now).await;
+        }
+        match result {
+            Ok(()) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
+                disposition = %step.disposition, next_attempt_at = ?step.next_attempt_at.map(|t| t.to_rfc3339()), "Call ended."),
+            Err(e) => {
+                error!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome, error = %e,
+                "Could not record the end of the call; it is reconciled at next start.")
+            }
+        }
+    }
+
+    /// Dials what pacing, the window and the CPS budget allow now; returns when to look again.
+    async fn tick(&mut self) -> Result<Instant, StoreError> {
+        let now = Utc::now();
+        let soon = Instant::now() + MAX_SLEEP;
+        self.no_work = false;
+        if self.paused {
+            return Ok(soon);
+        }
+        let max = self.campaign.rules.policy.retry.max_attempts;
+        let zones = self.store.due_times_by_zone(&self.campaign.id, max).await?;
+        let window = self.campaign.rules.window.clone();
+        let parsed: Vec<(String, Tz, DateTime<Utc>)> = zones
+            .into_iter()
+            .map(|(z, due)| (z.parse().unwrap_or(self.campaign.contacts.default_timezone), z, due))
+            .map(|(tz, z, due)| (z, tz, due))
+            .collect();
+        let open: Vec<String> = parsed
+            .iter()
+            .filter(|(_, tz, due)| *due <= now && window.is_open(now, *tz))
+            .map(|(z, _, _)| z.clone())
+            .collect();
+        let wanted = self.dialer.wanted();
+        if wanted > 0 && !open.is_empty() {
+            let due = self
+                .store
+                .due_contacts(&self.campaign.id, now, &open, max, wanted.saturating_mul(2))
+                .await?;
+            let dialed = self.dial_from(&due, wanted, now).await?;
+            if dialed > 0 || self.dialer.wanted() == 0 {
+                self.announced_sleep = None;
+                return Ok(Instant::now()
+                    + Duration::from_millis(1000 / u64::from(self.campaign.dialer.calls_per_second.max(1)))
+                        .min(MAX_SLEEP));
+            }
+        }
+        if wanted == 0 {
+            return Ok(soon);
+        }
+        // Nothing to dial now: sleep until the earliest zone is both due and inside its window.
+        let next = parsed
+            .iter()
+            .filter_map(|(_, tz, due)| window.next_open((*due).max(now), *tz))
+            .min();
+        match next {
+            Some(t) => {
+                let opens_later = parsed
+                    .iter()
+                    .any(|(_, tz, due)| *due <= now && !window.is_open(now, *tz));
+                if opens_later && self.announced_sleep != Some(t) && t > now + TimeDelta::seconds(1) {
+                    info!(campaign = %self.id(), until = %t.to_rfc3339(), "Outside every calling window; sleeping until it opens.");
+                    self.announced_sleep = Some(t);
+                }
+                let wait = (t - now).to_std().unwrap_or_default().min(MAX_SLEEP);
+                Ok(Instant::now() + wait.max(Duration::from_millis(50)))
+            }
+            None => {
+                let idle = self.dialer.in_flight() == 0;
+                if idle && !self.finished {
+                    self.finished = true;
+                    let remaining = self.store.remaining_contacts(&self.campaign.id, max).await?;
+                    if remaining == 0 {
+                        self.store
+                            .set_campaign_state(&self.campaign.id, CampaignState::Finished, now)
+                            .await?;
+                        info!(campaign = %self.id(), "Campaign finished: every contact is accounted for.");
+                    } else {
+                        info!(campaign = %self.id(), remaining, "No calling window opens again for the remaining contacts.");
+                    }
+                }
+                self.no_work = true;
+                Ok(soon)
+            }
+        }
+    }
+
+    /// Plans, claims and dials from `due`; returns how many dials were placed.
+    async fn dial_from(&mut self, due: &[DueContact], wanted: u32, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let candidates: Vec<Candidate> = due
+            .iter()
+            .map(|d| Candidate {
+                contact: d.id,
+                attempts: d.attempts,
+                status: d.status,
+                next_attempt_at: d.next_attempt_at,
+                timezone: d.timezone.parse().unwrap_or(self.campaign.contacts.default_timezone),
+            })
+            .collect();
+        let mut keys = self.dialer.plan(now, &candidates, wanted);
+        // CPS budget: a planned dial without a token waits for the next tick.
+        let allowed = keys.iter().take_while(|_| self.limiter.check().is_ok()).count();
+        for key in keys.split_off(allowed) {
+            self.dialer.cancel(key);
+        }
+        let by_id: HashMap<ContactId, &DueContact> = due.iter().map(|d| (d.id, d)).collect();
+        let claims: Vec<(AttemptKey, String)> = keys
+            .iter()
+            .filter_map(|k| by_id.get(&k.contact).map(|d| (*k, d.phone_e164.clone())))
+            .collect();
+        let max = self.campaign.rules.policy.retry.max_attempts;
+        let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
+        for key in keys.iter().filter(|k| !claimed.contains(k)) {
+            self.dialer.cancel(*key);
+        }
+        for key in &claimed {
+            let Some(contact) = by_id.get(&key.contact) else {
+                continue;
+            };
+            self.dial(*key, contact, now).await;
+        }
+        Ok(claimed.len())
+    }
+
+    async fn dial(&mut self, key: AttemptKey, contact: &DueContact, now: DateTime<Utc>) {
+        let id = self.campaign.id.clone();
+        let voicemail_message = self.campaign.voicemail_message.as_deref().and_then(|t| {
+            super::render(t, &contact.fields)
+                .map_err(|e| warn!(campaign = %id, contact = key.contact, error = %e, "Voicemail message could not be rendered; a machine will be hung up on."))
+                .ok()
+        });
+        let req = DialRequest {
+            campaign: id.clone(),
+            key,
+            to: contact.phone_e164.clone(),
+            from: self.campaign.caller_id.clone(),
+            agent_id: self.campaign.agent_id.clone(),
+            ring_timeout: self.campaign.dialer.ring_timeout,
+            voicemail_message,
+        };
+        match self.trunk.dial(req).await {
+            Ok(call_id) => {
+                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, "Dialing.");
+                if let Err(e) = self.store.record_dialed(key, &call_id).await {
+                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the call id.");
+                }
+                self.call_ids.insert(key.contact, call_id);
+            }
+            Err(e) => {
+                warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Dial failed.");
+                for d in self
+                    .dialer
+                    .on_event(now, key, CallEvent::Ended(crate::core::EndReason::Failed))
+                {
+                    self.execute(d, "", now).await;
+                }
+            }
+        }
+    }
+}

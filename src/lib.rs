@@ -1,0 +1,18 @@
+//! dialerd: batch outbound call campaigns for AI voice agents.
+//!
+//! Module map:
+//! - [`core`]: pure decisions (pacing, windows, policy, call state machine). No I/O.
+//! - [`campaign`]: campaign files, validation, contact import, folder watching.
+//! - [`store`]: persistence (sqlx, SQLite) behind domain-named methods.
+//! - [`trunk`]: the `Trunk` trait and its adapters (sim).
+//! - [`sim`]: the statistical call model.
+//! - [`engine`]: the daemon driver (campaign runners, watcher, shutdown).
+//! - [`settings`]: daemon settings (defaults → file → environment).
+
+pub mod campaign;
+pub mod core;
+pub mod engine;
+pub mod settings;
+pub mod sim;
+pub mod store;
+pub mod trunk;

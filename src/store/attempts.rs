@@ -1,0 +1,337 @@
+//! Campaign rows and the attempt lifecycle: claim due contacts (attempt row committed before the
+//! dial), record answers, close attempts with the policy's next step, reconcile after a crash.
+
+use super::{Store, StoreError, from_ms, to_ms};
+use crate::core::{AttemptKey, ContactId, ContactStatus, Disposition, NextStep, Outcome};
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::BTreeMap;
+
+/// A campaign's lifecycle state in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CampaignState {
+    /// Its file is present and valid; the daemon dials it.
+    Active,
+    /// Its file was removed or became invalid; nothing is dialled, nothing deleted.
+    Paused,
+    /// Every contact reached a final state.
+    Finished,
+}
+
+impl CampaignState {
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Active => "active",
+            CampaignState::Paused => "paused",
+            CampaignState::Finished => "finished",
+        }
+    }
+}
+
+/// A due contact with what the dial needs.
+#[derive(Clone, Debug)]
+pub struct DueContact {
+    /// Contact id.
+    pub id: ContactId,
+    /// Number to dial, E.164.
+    pub phone_e164: String,
+    /// Attempts already made.
+    pub attempts: u32,
+    /// `pending` or `scheduled`.
+    pub status: ContactStatus,
+    /// Earliest next attempt (UTC).
+    pub next_attempt_at: DateTime<Utc>,
+    /// IANA zone its window is read in.
+    pub timezone: String,
+    /// Template variables: first_name, last_name, email and custom fields.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// An attempt left open (state not `ended`), found at start-up.
+#[derive(Clone, Debug)]
+pub struct OpenAttempt {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The trunk's call id, when the dial got that far.
+    pub call_id: Option<String>,
+    /// When it was claimed (UTC).
+    pub started_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Creates the campaign row or refreshes its name and file, and marks it active.
+    pub async fn activate_campaign(
+        &self,
+        id: &str,
+        name: &str,
+        file: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO campaigns (id, name, file, state, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, file = excluded.file, state = 'active', updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(file)
+        .bind(to_ms(now))
+        .bind(to_ms(now))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a campaign's state (no-op for an unknown campaign).
+    pub async fn set_campaign_state(
+        &self,
+        id: &str,
+        state: CampaignState,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(to_ms(now))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// For each IANA zone that has a contact still to dial, the earliest `next_attempt_at` (UTC).
+    pub async fn due_times_by_zone(
+        &self,
+        campaign: &str,
+        max_attempts: u32,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT timezone, MIN(next_attempt_at) AS due FROM contacts
+             WHERE campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts < ? GROUP BY timezone",
+        )
+        .bind(campaign)
+        .bind(max_attempts)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("timezone")?, from_ms(r.try_get("due")?))))
+            .collect()
+    }
+
+    /// Up to `limit` contacts due at `now` in the given zones, oldest due first: status pending or
+    /// scheduled, `next_attempt_at` ≤ now, attempts below `max_attempts`.
+    pub async fn due_contacts(
+        &self,
+        campaign: &str,
+        now: DateTime<Utc>,
+        zones: &[String],
+        max_attempts: u32,
+        limit: u32,
+    ) -> Result<Vec<DueContact>, StoreError> {
+        if zones.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, phone_e164, attempts, status, next_attempt_at, timezone, first_name, last_name, email, custom_fields
+             FROM contacts WHERE campaign_id = ",
+        );
+        q.push_bind(campaign)
+            .push(" AND status IN ('pending', 'scheduled') AND next_attempt_at <= ")
+            .push_bind(to_ms(now))
+            .push(" AND attempts < ")
+            .push_bind(max_attempts)
+            .push(" AND timezone IN (");
+        let mut sep = q.separated(", ");
+        for z in zones {
+            sep.push_bind(z);
+        }
+        q.push(") ORDER BY next_attempt_at, id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(self.pool()).await?;
+        rows.iter().map(due_contact).collect()
+    }
+
+    /// Claims contacts for dialing in one transaction, before any dial: each contact still
+    /// dialable with exactly `key.attempt − 1` attempts moves to `in_progress` with its attempt
+    /// count raised, and its attempt row is inserted in state `dialing`. Returns the keys claimed;
+    /// a contact changed meanwhile is skipped.
+    pub async fn claim_attempts(
+        &self,
+        campaign: &str,
+        claims: &[(AttemptKey, String)],
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AttemptKey>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut claimed = Vec::with_capacity(claims.len());
+        for (key, phone) in claims {
+            let updated = sqlx::query(
+                "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
+                 WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts = ? AND attempts < ?",
+            )
+            .bind(to_ms(now))
+            .bind(key.contact)
+            .bind(campaign)
+            .bind(key.attempt.saturating_sub(1))
+            .bind(max_attempts)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at) VALUES (?, ?, ?, ?, 'dialing', ?)",
+            )
+            .bind(campaign)
+            .bind(key.contact)
+            .bind(key.attempt)
+            .bind(phone)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+            claimed.push(*key);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records the trunk's call id of a placed attempt.
+    pub async fn record_dialed(&self, key: AttemptKey, call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE attempts SET call_id = ? WHERE contact_id = ? AND attempt = ?")
+            .bind(call_id)
+            .bind(key.contact)
+            .bind(key.attempt)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records that an attempt was answered at `at`.
+    pub async fn record_answered(&self, key: AttemptKey, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE attempts SET state = 'answered', answered_at = ? WHERE contact_id = ? AND attempt = ? AND state = 'dialing'")
+            .bind(to_ms(at))
+            .bind(key.contact)
+            .bind(key.attempt)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Closes an attempt with its outcome and applies the policy's next step to the contact, in
+    /// one transaction. Closing an attempt twice changes nothing the second time.
+    pub async fn close_attempt(
+        &self,
+        key: AttemptKey,
+        outcome: Outcome,
+        step: NextStep,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let closed = sqlx::query(
+            "UPDATE attempts SET state = 'ended', ended_at = ?, outcome = ?, disposition = ?
+             WHERE contact_id = ? AND attempt = ? AND state != 'ended'",
+        )
+        .bind(to_ms(ended_at))
+        .bind(outcome.as_str())
+        .bind(step.disposition.as_str())
+        .bind(key.contact)
+        .bind(key.attempt)
+        .execute(&mut *tx)
+        .await?;
+        if closed.rows_affected() == 1 {
+            let status = step.disposition.contact_status();
+            let final_disposition = (!status.is_dialable()).then_some(step.disposition.as_str());
+            sqlx::query(
+                "UPDATE contacts SET status = ?, disposition = ?, next_attempt_at = ?, last_outcome = ?, updated_at = ?
+                 WHERE id = ? AND status = 'in_progress'",
+            )
+            .bind(status.as_str())
+            .bind(final_disposition)
+            .bind(step.next_attempt_at.map(to_ms).unwrap_or(0))
+            .bind(outcome.as_str())
+            .bind(to_ms(ended_at))
+            .bind(key.contact)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Attempts of `campaign` not yet ended (left by a crash or an unbounded shutdown).
+    pub async fn open_attempts(&self, campaign: &str) -> Result<Vec<OpenAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT contact_id, attempt, call_id, started_at FROM attempts WHERE campaign_id = ? AND state != 'ended' ORDER BY id",
+        )
+        .bind(campaign)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenAttempt {
+                    key: AttemptKey {
+                        contact: r.try_get("contact_id")?,
+                        attempt: r.try_get("attempt")?,
+                    },
+                    call_id: r.try_get("call_id")?,
+                    started_at: from_ms(r.try_get("started_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of contacts of `campaign` that may still be dialled or are on a call.
+    pub async fn remaining_contacts(&self, campaign: &str, max_attempts: u32) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM contacts WHERE campaign_id = ?
+             AND (status = 'in_progress' OR (status IN ('pending', 'scheduled') AND attempts < ?))",
+        )
+        .bind(campaign)
+        .bind(max_attempts)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Marks contacts that are dialable but have no attempt left under a lowered `max_attempts`
+    /// as exhausted, so they are accounted for.
+    pub async fn exhaust_over_limit(
+        &self,
+        campaign: &str,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE contacts SET status = 'exhausted', disposition = ?, updated_at = ?
+             WHERE campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts >= ?",
+        )
+        .bind(Disposition::Exhausted.as_str())
+        .bind(to_ms(now))
+        .bind(campaign)
+        .bind(max_attempts)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, StoreError> {
+    let status: String = r.try_get("status")?;
+    let custom: String = r.try_get("custom_fields")?;
+    let mut fields: BTreeMap<String, String> =
+        serde_json::from_str(&custom).map_err(|e| StoreError::Corrupt(format!("custom_fields: {e}")))?;
+    for col in ["first_name", "last_name", "email"] {
+        if let Some(v) = r.try_get::<Option<String>, _>(col)? {
+            fields.insert(col.to_string(), v);
+        }
+    }
+    Ok(DueContact {
+        id: r.try_get("id")?,
+        phone_e164: r.try_get("phone_e164")?,
+        attempts: r.try_get("attempts")?,
+        status: status
+            .parse()
+            .map_err(|e: crate::core::types::UnknownVariant| StoreError::Corrupt(e.to_string()))?,
+        next_attempt_at: from_ms(r.try_get("next_attempt_at")?),
+        timezone: r.try_get("timezone")?,
+        fields,
+    })
+}

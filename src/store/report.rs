@@ -1,0 +1,204 @@
+//! Read-only reports for operators: per-campaign status and the per-attempt export.
+
+use super::{Store, StoreError, from_ms};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One campaign's figures for `dialerd status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignStatus {
+    /// Campaign id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `active`, `paused` or `finished`.
+    pub state: String,
+    /// Contacts by status (pending, scheduled, in_progress, done, exhausted).
+    pub contacts: BTreeMap<String, u64>,
+    /// Final contacts by disposition.
+    pub dispositions: BTreeMap<String, u64>,
+    /// Ended attempts by outcome.
+    pub attempts: BTreeMap<String, u64>,
+    /// Attempts not yet ended (calls in flight, or left by a crash until reconciled).
+    pub in_flight: u64,
+    /// Rows rejected by the last contact import.
+    pub rejected_rows: u64,
+    /// The first rejected rows: (line, reason).
+    pub rejects: Vec<RejectedRow>,
+}
+
+/// A rejected CSV row, as shown by `dialerd status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectedRow {
+    /// 1-based line in the CSV.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// One attempt, as written by `dialerd export`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportRow {
+    /// Campaign id.
+    pub campaign: String,
+    /// Contact id.
+    pub contact_id: i64,
+    /// Number dialled, E.164.
+    pub phone_e164: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// When the attempt was claimed (UTC, RFC 3339).
+    pub started_at: DateTime<Utc>,
+    /// When it ended (UTC), empty while open.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Outcome, empty while open.
+    pub outcome: Option<String>,
+    /// What the attempt decided for the contact, empty while open.
+    pub disposition: Option<String>,
+}
+
+async fn counts(store: &Store, sql: &'static str, campaign: &str) -> Result<BTreeMap<String, u64>, StoreError> {
+    let rows = sqlx::query(sql).bind(campaign).fetch_all(store.pool()).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
+        .collect()
+}
+
+impl Store {
+    /// Status of every campaign (or only `only`), with up to `reject_limit` rejected rows each.
+    pub async fn campaign_status(
+        &self,
+        only: Option<&str>,
+        reject_limit: u32,
+    ) -> Result<Vec<CampaignStatus>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, state FROM campaigns WHERE ?1 IS NULL OR id = ?1 ORDER BY id")
+            .bind(only)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let contacts = counts(
+                self,
+                "SELECT status, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY status",
+                &id,
+            )
+            .await?;
+            let dispositions = counts(
+                self,
+                "SELECT disposition, COUNT(*) FROM contacts WHERE campaign_id = ? AND disposition IS NOT NULL GROUP BY disposition",
+                &id,
+            )
+            .await?;
+            let attempts = counts(
+                self,
+                "SELECT outcome, COUNT(*) FROM attempts WHERE campaign_id = ? AND state = 'ended' GROUP BY outcome",
+                &id,
+            )
+            .await?;
+            let in_flight: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND state != 'ended'")
+                    .bind(&id)
+                    .fetch_one(self.pool())
+                    .await?;
+            let rejected_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_rejects WHERE campaign_id = ?")
+                .bind(&id)
+                .fetch_one(self.pool())
+                .await?;
+            let rejects =
+                sqlx::query("SELECT line, reason FROM import_rejects WHERE campaign_id = ? ORDER BY line LIMIT ?")
+                    .bind(&id)
+                    .bind(reject_limit)
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(RejectedRow {
+                            line: r.try_get::<i64, _>("line")?.max(0) as u64,
+                            reason: r.try_get("reason")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(CampaignStatus {
+                name: r.try_get("name")?,
+                state: r.try_get("state")?,
+                id,
+                contacts,
+                dispositions,
+                attempts,
+                in_flight: in_flight.max(0) as u64,
+                rejected_rows: rejected_rows.max(0) as u64,
+                rejects,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every attempt of `campaign`, in contact then attempt order.
+    pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition
+             FROM attempts WHERE campaign_id = ? ORDER BY contact_id, attempt",
+        )
+        .bind(campaign)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExportRow {
+                    campaign: campaign.to_string(),
+                    contact_id: r.try_get("contact_id")?,
+                    phone_e164: r.try_get("phone_e164")?,
+                    attempt: r.try_get("attempt")?,
+                    started_at: from_ms(r.try_get("started_at")?),
+                    ended_at: r.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
+                    outcome: r.try_get("outcome")?,
+                    disposition: r.try_get("disposition")?,
+                })
+            })
+            .collect()
+    }
+
+    /// True when a campaign with this id exists.
+    pub async fn campaign_exists(&self, campaign: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE id = ?")
+            .bind(campaign)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn join_counts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".to_string();
+    }
+    m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Human-readable `dialerd status`: a block per campaign.
+pub fn status_text(status: &[CampaignStatus]) -> String {
+    let mut out = String::new();
+    if status.is_empty() {
+        out.push_str("No campaigns in this database.\n");
+    }
+    for s in status {
+        let total: u64 = s.contacts.values().sum();
+        let _ = writeln!(out, "campaign {} ({}): {}", s.id, s.name, s.state);
+        let _ = writeln!(out, "  contacts ({total}): {}", join_counts(&s.contacts));
+        let _ = writeln!(out, "  dispositions: {}", join_counts(&s.dispositions));
+        let _ = writeln!(out, "  attempts by outcome: {}", join_counts(&s.attempts));
+        let _ = writeln!(out, "  calls in flight: {}", s.in_flight);
+        let _ = writeln!(out, "  rejected rows: {}", s.rejected_rows);
+        for r in &s.rejects {
+            let _ = writeln!(out, "    line {}: {}", r.line, r.reason);
+        }
+        if s.rejected_rows as usize > s.rejects.len() {
+            let _ = writeln!(out, "    … and {} more", s.rejected_rows as usize - s.rejects.len());
+        }
+    }
+    out
+}

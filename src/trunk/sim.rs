@@ -1,0 +1,174 @@
+//! The simulated trunk (`kind = "sim"`): each call is a tokio task that plays out a call drawn
+//! from the [`CallModel`], with every duration multiplied by `time_scale`. Seeded, so the same
+//! seed draws the same calls in the same dial order. It places no real call.
+
+use super::{DialRequest, Trunk, TrunkError, TrunkEvent};
+use crate::core::{AnswerAction, AnswerKind, AttemptKey, CallEvent, EndReason};
+use crate::sim::{CallModel, SampledCall, SampledOutcome};
+use async_trait::async_trait;
+use chrono::Utc;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the safe-harbor message takes to play (real call time).
+const SAFE_HARBOR_LENGTH: Duration = Duration::from_secs(8);
+/// How long a simulated call waits for the driver's answer action before hanging up.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The simulated trunk.
+pub struct SimTrunk {
+    model: CallModel,
+    time_scale: f64,
+    rng: Mutex<StdRng>,
+    events: mpsc::Sender<TrunkEvent>,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<AnswerAction>>>>,
+    next_id: AtomicU64,
+}
+
+impl SimTrunk {
+    /// A sim trunk drawing from `model` with `seed`, scaling durations by `time_scale` (> 0),
+    /// and sending events on `events`.
+    pub fn new(model: CallModel, seed: u64, time_scale: f64, events: mpsc::Sender<TrunkEvent>) -> SimTrunk {
+        SimTrunk {
+            model,
+            time_scale,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            events,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+/// One simulated call playing out.
+struct SimCall {
+    key: AttemptKey,
+    call_id: String,
+    events: mpsc::Sender<TrunkEvent>,
+    scale: f64,
+}
+
+impl SimCall {
+    async fn send(&self, event: CallEvent) {
+        let ev = TrunkEvent {
+            key: self.key,
+            call_id: self.call_id.clone(),
+            at: Utc::now(),
+            event,
+        };
+        // The receiver is gone only when the runner stopped; the call simply ends with it.
+        let _ = self.events.send(ev).await;
+    }
+
+    async fn wait(&self, d: Duration) {
+        tokio::time::sleep(d.mul_f64(self.scale)).await;
+    }
+
+    async fn run(
+        self,
+        call: SampledCall,
+        ring_timeout: Duration,
+        voicemail: Duration,
+        action: oneshot::Receiver<AnswerAction>,
+    ) {
+        self.send(CallEvent::Ringing).await;
+        let kind = match call.outcome {
+            SampledOutcome::Human | SampledOutcome::Machine if call.answer_after < ring_timeout => {
+                if call.outcome == SampledOutcome::Human {
+                    AnswerKind::Human
+                } else {
+                    AnswerKind::Machine
+                }
+            }
+            SampledOutcome::Human | SampledOutcome::Machine | SampledOutcome::NoAnswer => {
+                self.wait(ring_timeout).await;
+                return self.send(CallEvent::Ended(EndReason::NoAnswer)).await;
+            }
+            SampledOutcome::Busy => {
+                self.wait(call.answer_after).await;
+                return self.send(CallEvent::Ended(EndReason::Busy)).await;
+            }
+            SampledOutcome::Failed => {
+                self.wait(call.answer_after).await;
+                return self.send(CallEvent::Ended(EndReason::Failed)).await;
+            }
+        };
+        self.wait(call.answer_after).await;
+        self.send(CallEvent::Answered(kind)).await;
+        let action = tokio::time::timeout(ACTION_TIMEOUT, action)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        match action {
+            Some(AnswerAction::ConnectAgent) => {
+                if call.wants_callback {
+                    self.wait(call.talk / 2).await;
+                    self.send(CallEvent::CallbackRequested).await;
+                    self.wait(call.talk / 2).await;
+                } else {
+                    self.wait(call.talk).await;
+                }
+            }
+            Some(AnswerAction::LeaveVoicemail) => self.wait(voicemail).await,
+            Some(AnswerAction::PlaySafeHarbor) => self.wait(SAFE_HARBOR_LENGTH).await,
+            Some(AnswerAction::Hangup) | None => {}
+        }
+        self.send(CallEvent::Ended(EndReason::Hangup)).await;
+    }
+}
+
+#[async_trait]
+impl Trunk for SimTrunk {
+    async fn dial(&self, req: DialRequest) -> Result<String, TrunkError> {
+        let call = {
+            let mut rng = self
+                .rng
+                .lock()
+                .map_err(|_| TrunkError::Unavailable("sim RNG poisoned".into()))?;
+            self.model.sample(&mut *rng)
+        };
+        let call_id = format!("SIM{:012}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| TrunkError::Unavailable("sim call table poisoned".into()))?
+            .insert(call_id.clone(), tx);
+        let sim = SimCall {
+            key: req.key,
+            call_id: call_id.clone(),
+            events: self.events.clone(),
+            scale: self.time_scale,
+        };
+        let pending = Arc::clone(&self.pending);
+        let voicemail = self.model.voicemail_length;
+        let id = call_id.clone();
+        tokio::spawn(async move {
+            sim.run(call, req.ring_timeout, voicemail, rx).await;
+            if let Ok(mut p) = pending.lock() {
+                p.remove(&id);
+            }
+        });
+        Ok(call_id)
+    }
+
+    async fn act(&self, call_id: &str, action: AnswerAction) -> Result<(), TrunkError> {
+        let tx = self
+            .pending
+            .lock()
+            .map_err(|_| TrunkError::Unavailable("sim call table poisoned".into()))?
+            .remove(call_id)
+            .ok_or_else(|| TrunkError::Rejected(format!("no call {call_id}")))?;
+        tx.send(action)
+            .map_err(|_| TrunkError::Rejected(format!("call {call_id} is over")))
+    }
+
+    async fn is_live(&self, _call_id: &str) -> bool {
+        // Simulated calls die with the process that ran them.
+        false
+    }
+}

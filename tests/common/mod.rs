@@ -1,0 +1,209 @@
+//! Helpers for tests that run the `dialerd` binary against real SQLite files.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The built binary.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dialerd"))
+}
+
+/// A campaign folder with `n` valid US contacts (555-01xx and 555-02xx style numbers across area codes).
+pub fn campaign_dir(root: &Path, id: &str, n: usize, extra_toml: &str) -> PathBuf {
+    let dir = root.join("campaigns");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_contacts(&dir.join(format!("{id}.csv")), n);
+    std::fs::write(dir.join(format!("{id}.toml")), campaign_toml(id, extra_toml)).unwrap();
+    dir
+}
+
+/// Writes `n` contacts with distinct valid numbers.
+pub fn write_contacts(path: &Path, n: usize) {
+    let areas = ["212", "415", "312", "602", "617", "303", "206", "404", "512", "702"];
+    let mut s = String::from("phone,first_name,plan\n");
+    for i in 0..n {
+        let area = areas[i / 1000 % areas.len()];
+        s.push_str(&format!(
+            "({area}) {:03}-{:04},Name{i},basic\n",
+            220 + (i % 1000) / 20,
+            1000 + i % 1000
+        ));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// A sim campaign file; `extra` is appended (its sections must not repeat the ones below).
+pub fn campaign_toml(id: &str, extra: &str) -> String {
+    format!(
+        r#"name = "Test {id}"
+agent_id = "agent_test"
+caller_id = "+14155550100"
+default_region = "US"
+default_timezone = "America/New_York"
+
+[contacts]
+file = "{id}.csv"
+
+[schedule]
+windows = ["* * * * * *"]
+
+[dialer]
+max_concurrent = 10
+calls_per_second = 50
+ring_timeout = "20s"
+
+[retry]
+max_attempts = 3
+delay = "1s"
+
+[voicemail]
+action = "leave_message"
+message = "Hi {{{{first_name}}}}, please call us back."
+
+[callback]
+delay = "1s"
+
+[compliance]
+legal_hours = "00:00-24:00"
+{extra}
+"#
+    )
+}
+
+/// A running daemon whose stderr lines are collected on a channel.
+pub struct Daemon {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `dialerd run` on `dir` with the database `db`.
+    pub fn start(dir: &Path, db: &Path, until_idle: bool) -> Daemon {
+        let mut cmd = bin();
+        cmd.args(["run", "--campaigns"]).arg(dir).arg("--database").arg(db);
+        if until_idle {
+            cmd.arg("--until-idle");
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .env("DIALERD__POLL_INTERVAL", "200ms")
+            .env("DIALERD__SHUTDOWN_GRACE", "20s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` log lines contain `needle`; panics after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!(
+                    "timed out waiting for {count}× `{needle}`; log so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for exit (collecting the rest of the log); panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not exit in {timeout:?}; log:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a `dialerd` subcommand to completion.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+/// One row of `dialerd export`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Row {
+    pub campaign: String,
+    pub contact_id: i64,
+    pub phone_e164: String,
+    pub attempt: u32,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub outcome: Option<String>,
+    pub disposition: Option<String>,
+}
+
+/// `dialerd export CAMPAIGN` parsed.
+pub fn export(db: &Path, campaign: &str) -> Vec<Row> {
+    let out = run(&["export", campaign, "--database", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    r.deserialize().map(|row| row.unwrap()).collect()
+}
+
+/// `dialerd status --json` parsed.
+pub fn status(db: &Path) -> serde_json::Value {
+    let out = run(&["status", "--json", "--database", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
