@@ -118,7 +118,7 @@ fn errors_name_line_key_and_reason() {
         (
             "max_attempts = 3",
             "max_attempts = 0",
-            23,
+            22,
             "retry.max_attempts",
             "at least 1",
         ),
@@ -132,7 +132,7 @@ fn errors_name_line_key_and_reason() {
         (
             "kind = \"sim\"",
             "kind = \"carrier-pigeon\"",
-            38,
+            35,
             "trunk.kind",
             "carrier-pigeon",
         ),
@@ -146,7 +146,7 @@ fn errors_name_line_key_and_reason() {
         (
             "message = \"Hi {{first_name}}, call us back.\"",
             "message = \"Hi {{first_name\"",
-            31,
+            28,
             "voicemail.message",
             "template",
         ),
@@ -169,7 +169,7 @@ fn errors_name_line_key_and_reason() {
 fn missing_voicemail_message_is_refused_at_its_table() {
     let e = one_error(&GOOD.replace("message = \"Hi {{first_name}}, call us back.\"\n", ""));
     assert_eq!(e.key.as_deref(), Some("voicemail.message"));
-    assert_eq!(e.line, Some(29), "points at [voicemail]: {e}");
+    assert_eq!(e.line, Some(26), "points at [voicemail]: {e}");
 }
 
 #[test]

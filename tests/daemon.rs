@@ -130,7 +130,7 @@ fn broken_file_is_refused_while_others_run_and_edits_reload() {
         .unwrap()
         .clone();
     assert!(
-        refused.contains("broken") && refused.contains("max_concurent") && refused.contains("line=15"),
+        refused.contains("broken") && refused.contains("max_concurent") && refused.contains("line=14"),
         "{refused}"
     );
     d.wait_for("Dialing.", 5, Duration::from_secs(30));

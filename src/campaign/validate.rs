@@ -119,11 +119,12 @@ pub fn campaign_id(path: &Path) -> String {
 /// Errors: as [`load_campaign`].
 pub fn parse_campaign(path: &Path, src: &str) -> Result<Campaign, CampaignErrors> {
     let locator = Locator { file: path, src };
-    let deserializer = toml::Deserializer::parse(src).map_err(|e| CampaignErrors(vec![locator.from_toml(&e, None)]))?;
+    let deserializer =
+        toml::Deserializer::parse(src).map_err(|e| CampaignErrors(vec![locator.toml_error(&e, None)]))?;
     let file: CampaignFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let key = (key != "." && !key.is_empty()).then_some(key);
-        CampaignErrors(vec![locator.from_toml(e.inner(), key)])
+        CampaignErrors(vec![locator.toml_error(e.inner(), key)])
     })?;
     let mut errs = Vec::new();
     let campaign = build(path, &file, &mut |key: &str, reason: String| {
@@ -186,10 +187,10 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         }
         t
     });
-    if let (Some(s), Some(e)) = (start_at, end_at) {
-        if s >= e {
-            err("schedule.end_at", "must be after schedule.start_at".into());
-        }
+    if let (Some(s), Some(e)) = (start_at, end_at)
+        && s >= e
+    {
+        err("schedule.end_at", "must be after schedule.start_at".into());
     }
 
     let legal = match &f.compliance.legal_hours {
@@ -364,7 +365,7 @@ impl Locator<'_> {
         self.src[..offset.min(self.src.len())].matches('\n').count() + 1
     }
 
-    fn from_toml(&self, e: &toml::de::Error, key: Option<String>) -> CampaignError {
+    fn toml_error(&self, e: &toml::de::Error, key: Option<String>) -> CampaignError {
         let line = e.span().map(|s| self.line_of(s.start));
         CampaignError {
             file: self.file.to_path_buf(),

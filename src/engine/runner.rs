@@ -170,15 +170,15 @@ impl Runner {
             .await?;
         self.import().await?;
         for open in self.store.open_attempts(&self.campaign.id).await? {
-            if let Some(call_id) = open.call_id.as_deref() {
-                if self.trunk.is_live(call_id).await {
-                    info!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, call_id,
-                        "Call still live after restart; its events will close it.");
-                    self.call_ids.insert(open.key.contact, call_id.to_string());
-                    self.dialer
-                        .adopt(open.key, crate::core::Call::new(open.key.attempt, open.started_at));
-                    continue;
-                }
+            if let Some(call_id) = open.call_id.as_deref()
+                && self.trunk.is_live(call_id).await
+            {
+                info!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, call_id,
+                    "Call still live after restart; its events will close it.");
+                self.call_ids.insert(open.key.contact, call_id.to_string());
+                self.dialer
+                    .adopt(open.key, crate::core::Call::new(open.key.attempt, open.started_at));
+                continue;
             }
             let step = self
                 .campaign
@@ -300,7 +300,7 @@ impl Runner {
         }
         match result {
             Ok(()) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
-                disposition = %step.disposition, next_attempt_at = ?step.next_attempt_at.map(|t| t.to_rfc3339()), "Call ended."),
+                disposition = %step.disposition, next_attempt_at = %step.next_attempt_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()), "Call ended."),
             Err(e) => {
                 error!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome, error = %e,
                 "Could not record the end of the call; it is reconciled at next start.")

@@ -95,10 +95,11 @@ impl Store {
         let sha = tokio::task::spawn_blocking(move || file_sha256(&path))
             .await
             .map_err(task)??;
-        if let Some(last) = self.last_import(campaign_id).await? {
-            if last.file_sha256 == sha && last.column_map == column_map {
-                return Ok(ImportOutcome::Unchanged);
-            }
+        if let Some(last) = self.last_import(campaign_id).await?
+            && last.file_sha256 == sha
+            && last.column_map == column_map
+        {
+            return Ok(ImportOutcome::Unchanged);
         }
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(CHANNEL_BATCHES);
