@@ -30,7 +30,7 @@ fn number(i: usize, style: usize) -> String {
     }
 }
 
-/// Writes `rows` data rows: ~1% invalid numbers, ~2% duplicates of a row 1,000 lines earlier,
+/// Writes `rows` data rows: ~1% invalid numbers, ~2% duplicates of a row 1,001 lines earlier,
 /// alternates on a third of the rows, a zone on a tenth, plus two custom columns.
 fn generate(path: &Path, rows: usize) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -39,7 +39,7 @@ fn generate(path: &Path, rows: usize) -> std::io::Result<()> {
         let phone = if i % 100 == 7 {
             "123-456-7890".to_string()
         } else if i % 50 == 3 && i >= 1000 {
-            number(i - 1000, i + 1)
+            number(i - 1001, i + 1)
         } else {
             number(i, i)
         };
