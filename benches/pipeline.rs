@@ -1,0 +1,3 @@
+//! Pipeline throughput and delivery latency benchmark (filled in below).
+
+fn main() {}

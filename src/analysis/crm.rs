@@ -1,0 +1,225 @@
+//! CRM auto-sync. `hubspot`: find the contact by phone or email (CRM v3 search), create it if
+//! missing, then create a call engagement (`POST /crm/v3/objects/calls`) associated with it.
+//! `custom`: a signed `crm.sync` webhook to `base_url`. `crm_sync_fields` selects the fields.
+
+use super::record::CallRecord;
+use super::{Pipeline, SinkError, webhook};
+use crate::campaign::analysis_file::{CrmFile, CrmProvider, WebhooksFile};
+use crate::store::NewJob;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// HubSpot's public API base.
+pub const HUBSPOT_BASE: &str = "https://api.hubapi.com";
+/// HubSpot-defined association type id for call → contact.
+const CALL_TO_CONTACT: u32 = 194;
+
+/// Payload of a `crm` job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrmJob {
+    /// Provider.
+    pub provider: CrmProvider,
+    /// API base (HubSpot) or receiver (custom).
+    pub base_url: String,
+    /// Selected fields and their values.
+    pub fields: serde_json::Map<String, Value>,
+    /// Contact's phone (E.164), email and names, to find or create it.
+    pub contact: Value,
+    /// Request timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// HubSpot's call outcome GUID (`hs_call_disposition`) and `hs_call_status` for an outcome.
+pub fn hubspot_outcome(outcome: &str) -> (&'static str, &'static str) {
+    match outcome {
+        "human" | "callback_requested" => ("f240bbac-87c9-4f6e-bf70-924b57d47db7", "COMPLETED"), // Connected
+        "voicemail_left" => ("b2cf5968-551e-4856-9783-52b3da59a7d0", "COMPLETED"),               // Left voicemail
+        "busy" => ("9d9162e7-6cf3-4944-bf63-4dff82258764", "BUSY"),
+        "failed" => ("17b47fee-58de-441e-a44c-c6300d46f273", "FAILED"), // Wrong number
+        _ => ("73a0d17f-1163-4015-bdd5-ec830791da20", "NO_ANSWER"),
+    }
+}
+
+/// The `crm` job for an analysed call.
+pub fn job(crm: &CrmFile, w: &WebhooksFile, rec: &CallRecord, a: &Value, now: DateTime<Utc>) -> NewJob {
+    let all = crm.crm_sync_fields.is_empty();
+    let want = |f: &str| all || crm.crm_sync_fields.iter().any(|x| x == f);
+    let mut fields = serde_json::Map::new();
+    let candidates = [
+        ("summary", a["call_summary"].clone()),
+        ("disposition", a["disposition"].clone()),
+        ("duration", a["metrics"]["duration_s"].clone()),
+        ("status", json!(rec.outcome)),
+        ("direction", json!("OUTBOUND")),
+        ("timestamp", json!(rec.ended_at)),
+        ("tags", a["tags"].clone()),
+        ("sentiment", a["user_sentiment"].clone()),
+        ("transcript", a["transcript"].clone()),
+    ];
+    for (k, v) in candidates {
+        if want(k) || k == "timestamp" {
+            fields.insert(k.into(), v);
+        }
+    }
+    fields.insert("call_id".into(), json!(rec.call_id));
+    let f = &rec.contact_fields;
+    let payload = CrmJob {
+        provider: crm.crm_provider,
+        base_url: crm.base_url.clone().unwrap_or_else(|| HUBSPOT_BASE.into()),
+        fields,
+        contact: json!({"phone": rec.callee_number, "email": f.get("email"), "firstname": f.get("first_name"),
+            "lastname": f.get("last_name"), "outcome": rec.outcome}),
+        timeout_ms: w.timeout.as_millis() as u64,
+    };
+    NewJob {
+        campaign_id: rec.campaign_id.clone(),
+        order_key: format!("crm:{}", rec.call_id),
+        kind: "crm".into(),
+        event: Some("crm.sync".into()),
+        idempotency_key: super::events::idempotency_key(&[&rec.campaign_id, "crm", &rec.call_id]),
+        payload: serde_json::to_string(&payload).unwrap_or_default(),
+        max_attempts: w.webhook_retry_count + 1,
+        run_at: now,
+    }
+}
+
+async fn hubspot_post(
+    p: &Pipeline,
+    url: String,
+    body: &Value,
+    timeout: Duration,
+    id: &str,
+) -> Result<Value, SinkError> {
+    let token = p
+        .hubspot_token
+        .as_ref()
+        .ok_or_else(|| SinkError::Permanent("no HubSpot token configured (DIALERD__HUBSPOT_TOKEN)".into()))?;
+    let resp = p
+        .http
+        .post(url)
+        .timeout(timeout)
+        .bearer_auth(token.expose())
+        .header("X-Webhook-Id", id)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| webhook::transport_error(&e))?;
+    webhook::classify(resp.status())?;
+    resp.json()
+        .await
+        .map_err(|e| SinkError::Retryable(format!("HubSpot reply: {e}")))
+}
+
+/// Runs a `crm` job.
+///
+/// Errors: [`SinkError`] from HubSpot or the custom receiver; permanent when a token or secret is missing.
+pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkError> {
+    let job: CrmJob = serde_json::from_str(payload).map_err(|e| SinkError::Permanent(format!("crm payload: {e}")))?;
+    let timeout = Duration::from_millis(job.timeout_ms);
+    let base = job.base_url.trim_end_matches('/');
+    match job.provider {
+        CrmProvider::Custom => {
+            let secret = p
+                .webhook_secret
+                .as_ref()
+                .ok_or_else(|| SinkError::Permanent("no webhook secret configured".into()))?;
+            let body = super::events::envelope(
+                "crm.sync",
+                id,
+                Utc::now(),
+                json!({"contact": job.contact, "call": job.fields}),
+            );
+            webhook::post_signed(
+                &p.http,
+                base,
+                secret.expose().as_bytes(),
+                "crm.sync",
+                id,
+                &body,
+                timeout,
+            )
+            .await?;
+        }
+        CrmProvider::Hubspot => {
+            let c = &job.contact;
+            let mut groups =
+                vec![json!({"filters": [{"propertyName": "phone", "operator": "EQ", "value": c["phone"]}]})];
+            if c["email"].is_string() {
+                groups.push(json!({"filters": [{"propertyName": "email", "operator": "EQ", "value": c["email"]}]}));
+            }
+            let search = json!({"filterGroups": groups, "properties": ["phone", "email"], "limit": 1});
+            let found = hubspot_post(
+                p,
+                format!("{base}/crm/v3/objects/contacts/search"),
+                &search,
+                timeout,
+                id,
+            )
+            .await?;
+            let contact_id = match found["results"][0]["id"].as_str() {
+                Some(x) => x.to_string(),
+                None => {
+                    let mut props = serde_json::Map::new();
+                    for k in ["phone", "email", "firstname", "lastname"] {
+                        if let Some(v) = c[k].as_str() {
+                            props.insert(k.into(), json!(v));
+                        }
+                    }
+                    let created = hubspot_post(
+                        p,
+                        format!("{base}/crm/v3/objects/contacts"),
+                        &json!({"properties": props}),
+                        timeout,
+                        id,
+                    )
+                    .await?;
+                    created["id"]
+                        .as_str()
+                        .ok_or_else(|| SinkError::Retryable("HubSpot created a contact without an id".into()))?
+                        .to_string()
+                }
+            };
+            let f = &job.fields;
+            let (disposition, status) = hubspot_outcome(c["outcome"].as_str().unwrap_or_default());
+            let mut props = serde_json::Map::new();
+            props.insert("hs_timestamp".into(), f["timestamp"].clone());
+            let mut body = String::new();
+            if let Some(s) = f.get("summary").and_then(Value::as_str) {
+                body.push_str(s);
+            }
+            for (k, label) in [
+                ("tags", "Tags"),
+                ("sentiment", "Sentiment"),
+                ("disposition", "Disposition"),
+            ] {
+                if let Some(v) = f.get(k).filter(|v| !v.is_null()) {
+                    body.push_str(&format!("\n{label}: {v}"));
+                }
+            }
+            if f.contains_key("summary") || body.contains('\n') {
+                props.insert("hs_call_body".into(), json!(body.trim()));
+            }
+            if let Some(d) = f.get("duration").and_then(Value::as_f64) {
+                props.insert(
+                    "hs_call_duration".into(),
+                    json!(((d * 1000.0).round() as i64).to_string()),
+                );
+            }
+            if f.contains_key("disposition") {
+                props.insert("hs_call_disposition".into(), json!(disposition));
+            }
+            if f.contains_key("status") {
+                props.insert("hs_call_status".into(), json!(status));
+            }
+            if f.contains_key("direction") {
+                props.insert("hs_call_direction".into(), json!("OUTBOUND"));
+            }
+            let call = json!({"properties": props, "associations": [{"to": {"id": contact_id},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CALL_TO_CONTACT}]}]});
+            hubspot_post(p, format!("{base}/crm/v3/objects/calls"), &call, timeout, id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The post-call analysis pipeline and its sinks, fed by the outbox.
+//!
+//! When a call ends the engine writes its [`record::CallRecord`] and the first outbox jobs in
+//! the transaction that closes the attempt. Outbox workers ([`worker::OutboxPool`]) then run
+//! them at least once, one job per call at a time, in order: the `analyze` job runs the
+//! deterministic stages ([`stages`]) and the language-model stages ([`llm`]), stores the result
+//! with where each field came from, and enqueues the deliveries: signed webhooks ([`webhook`]),
+//! CRM sync ([`crm`]) and follow-ups ([`followup`]). Every delivery carries a stable
+//! idempotency key, sent as `X-Webhook-Id`.
+
+pub mod crm;
+pub mod events;
+pub mod followup;
+pub mod llm;
+pub mod pipeline;
+pub mod record;
+pub mod stages;
+pub mod webhook;
+pub mod worker;
+
+use crate::settings::{LlmSettings, OutboxSettings, Secret, SmtpSettings};
+use crate::store::Store;
+use crate::trunk::Trunk;
+use std::sync::Arc;
+
+pub use worker::OutboxPool;
+
+/// Why a job attempt failed; the worker retries `Retryable` with backoff and dead-letters `Permanent`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Worth retrying: timeouts, connection errors, 5xx, 408, 429, a busy database.
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help: other 4xx, a malformed job, missing configuration.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<crate::store::StoreError> for SinkError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SinkError::Retryable(format!("store: {e}"))
+    }
+}
+
+/// Everything the workers share: the store, one HTTP client, secrets and endpoints from
+/// settings, and the trunk that sends text messages.
+pub struct Pipeline {
+    /// The store holding call records and the outbox.
+    pub store: Store,
+    /// HTTP client (rustls) for webhooks, the model API and the CRM.
+    pub http: reqwest::Client,
+    /// Webhook signing secret; without it webhooks are dead-lettered with that reason.
+    pub webhook_secret: Option<Secret>,
+    /// Model endpoints per stage.
+    pub llm: LlmSettings,
+    /// HubSpot token.
+    pub hubspot_token: Option<Secret>,
+    /// SMTP server for email follow-ups.
+    pub smtp: SmtpSettings,
+    /// Worker count and backoff.
+    pub outbox: OutboxSettings,
+    /// Trunk that sends SMS follow-ups; `None` dead-letters them.
+    pub sms: Option<Arc<dyn Trunk>>,
+}
+
+impl Pipeline {
+    /// A pipeline over `store` with the secrets and endpoints of `settings`; no SMS trunk.
+    ///
+    /// Errors: the HTTP client cannot be built (TLS setup).
+    pub fn new(store: Store, settings: &crate::settings::Settings) -> Result<Pipeline, SinkError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("dialerd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SinkError::Permanent(format!("HTTP client: {e}")))?;
+        Ok(Pipeline {
+            store,
+            http,
+            webhook_secret: settings.webhook_secret.clone(),
+            llm: settings.llm.clone(),
+            hubspot_token: settings.hubspot_token.clone(),
+            smtp: settings.smtp.clone(),
+            outbox: settings.outbox.clone(),
+            sms: None,
+        })
+    }
+
+    /// Sends SMS follow-ups through a sim trunk, which records them (the only trunk kind today).
+    ///
+    /// Errors: the default call model is invalid (it is not).
+    pub fn with_sim_sms(self) -> Result<Pipeline, SinkError> {
+        let model = crate::sim::CallModel::new(&crate::campaign::file::SimFile::default())
+            .map_err(|e| SinkError::Permanent(e.to_string()))?;
+        let (events, _) = tokio::sync::mpsc::channel(1);
+        Ok(self.with_sms(Arc::new(crate::trunk::sim::SimTrunk::new(model, 1, 1.0, events))))
+    }
+
+    /// Sends SMS follow-ups through `trunk`.
+    pub fn with_sms(mut self, trunk: Arc<dyn Trunk>) -> Pipeline {
+        self.sms = Some(trunk);
+        self
+    }
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("webhook_secret", &self.webhook_secret)
+            .field("llm", &self.llm)
+            .field("smtp", &self.smtp)
+            .field("outbox", &self.outbox)
+            .finish_non_exhaustive()
+    }
+}
