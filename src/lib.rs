@@ -8,7 +8,9 @@
 //! - [`sim`]: the statistical call model.
 //! - [`engine`]: the daemon driver (campaign runners, watcher, shutdown).
 //! - [`settings`]: daemon settings (defaults → file → environment).
+//! - [`analysis`]: post-call pipeline fed by the outbox (stages, signed webhooks, CRM, follow-ups).
 
+pub mod analysis;
 pub mod campaign;
 pub mod core;
 pub mod engine;

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use dialerd::analysis::Pipeline;
 use dialerd::campaign::check::check_file;
 use dialerd::engine::{Daemon, RunOptions};
 use dialerd::settings::{LogFormat, Settings};
@@ -9,6 +10,7 @@ use dialerd::store::Store;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Simulate a campaign file in virtual time and print what it would do.
+    Simulate {
+        /// Campaign file.
+        file: PathBuf,
+        /// Agent slots (default: the file's max_concurrent).
+        #[arg(long)]
+        slots: Option<u32>,
+        /// Hours of dialing to simulate (default 8).
+        #[arg(long)]
+        hours: Option<f64>,
+        /// RNG seed (default: the file's [trunk.sim] seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Pacing mode: progressive, ratio, predictive, vicidial-adaptive.
+        #[arg(long)]
+        mode: Option<dialerd::core::PacingMode>,
+        /// Dial the file's contacts instead of an unbounded pool.
+        #[arg(long)]
+        contacts: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks. `bench pacing`: every pacing mode over the slots × answer-rate × talk-time grid.
+    Bench {
+        /// What to benchmark: `pacing`.
+        #[arg(value_parser = ["pacing"])]
+        what: String,
+        /// Seeds per cell.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Hours per simulated day.
+        #[arg(long, default_value_t = 8.0)]
+        hours: f64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the campaigns in a folder until SIGTERM/SIGINT (or until idle).
     Run {
         /// Folder of campaign files (*.toml).
@@ -59,6 +99,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect and replay the outbox: post-call analysis and delivery jobs.
+    Outbox {
+        /// Database URL.
+        #[arg(long, global = true)]
+        database: Option<String>,
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Write one CSV row per attempt of CAMPAIGN to stdout.
     Export {
         /// Campaign id (its file name without .toml).
@@ -66,6 +114,36 @@ enum Command {
         /// Database URL.
         #[arg(long)]
         database: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// List jobs, newest first, with state, attempts and last error.
+    List {
+        /// Only jobs in this state: pending, running, done or dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per job.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay dead jobs (the given ids, or every dead job): attempts restart, due now.
+    Retry {
+        /// Job ids; none means every dead job.
+        ids: Vec<i64>,
+    },
+    /// Delete done (or dead) jobs last changed before --older-than ago.
+    Purge {
+        /// done or dead.
+        #[arg(long, default_value = "done")]
+        state: String,
+        /// Age, humantime (7d, 12h, 0s).
+        #[arg(long, default_value = "7d")]
+        older_than: humantime::Duration,
     },
 }
 
@@ -102,13 +180,35 @@ fn run_cli() -> Result<ExitCode> {
         .context("starting the tokio runtime")?;
     match cli.command {
         Command::Check { files, json } => Ok(check(&files, json)),
+        Command::Simulate { file, slots, hours, seed, mode, contacts, json } => {
+            let args = dialerd::sim::run::SimulateArgs { slots, hours, seed, mode, contacts };
+            let (sim, wall) = dialerd::sim::run::simulate_file(&file, &args)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sim)?);
+            } else {
+                print!("{sim}");
+            }
+            let secs = wall.as_secs_f64().max(1e-9);
+            eprintln!("wall time {:.3} s, {:.0} simulated events/s", secs, sim.report.events as f64 / secs);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: _, seeds, hours, json } => {
+            let results = dialerd::sim::bench::bench_pacing(seeds, hours);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                print!("{}", dialerd::sim::bench::bench_text(&results));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             campaigns,
             database,
             until_idle,
         } => rt.block_on(async {
-            let url = database.unwrap_or(settings.database_url);
+            let url = database.unwrap_or(settings.database_url.clone());
             let store = Store::open(&url).await?;
+            let pipeline = Pipeline::new(store.clone(), &settings)?.with_sim_sms()?;
             let opts = RunOptions {
                 campaigns_dir: campaigns.unwrap_or(settings.campaigns_dir),
                 until_idle,
@@ -116,17 +216,48 @@ fn run_cli() -> Result<ExitCode> {
                 poll_interval: settings.poll_interval,
             };
             tracing::info!(database = %url, campaigns = %opts.campaigns_dir.display(), "dialerd starting.");
-            Daemon::new(store, opts).run(shutdown_signal()).await?;
+            if settings.webhook_secret.is_none() {
+                tracing::warn!("No webhook secret (DIALERD__WEBHOOK_SECRET): webhook deliveries are dead-lettered until one is set.");
+            }
+            Daemon::new(store, opts)
+                .with_pipeline(Arc::new(pipeline))
+                .run(shutdown_signal())
+                .await?;
             tracing::info!("dialerd stopped.");
             Ok(ExitCode::SUCCESS)
         }),
         Command::Status { database, json } => rt.block_on(async {
             let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
-            let status = store.campaign_status(None, 5).await?;
+            let status = store.campaign_status(None, 5, chrono::Utc::now()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{}", dialerd::store::status_text(&status));
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Outbox { database, action } => rt.block_on(async {
+            let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
+            match action {
+                OutboxAction::List { state, limit, json } => {
+                    let jobs = store.list_jobs(state.as_deref(), limit).await?;
+                    if json {
+                        for j in &jobs {
+                            println!("{}", serde_json::to_string(j)?);
+                        }
+                    } else {
+                        print!("{}", dialerd::store::jobs_text(&jobs, &store.job_counts().await?));
+                    }
+                }
+                OutboxAction::Retry { ids } => {
+                    let n = store.retry_dead_jobs(&ids, chrono::Utc::now()).await?;
+                    println!("{n} dead job(s) queued again; a running daemon delivers them.");
+                }
+                OutboxAction::Purge { state, older_than } => {
+                    let before = chrono::Utc::now() - chrono::TimeDelta::from_std(*older_than)?;
+                    let n = store.purge_jobs(&state, before).await?;
+                    println!("{n} {state} job(s) purged.");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }),

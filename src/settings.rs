@@ -36,6 +36,171 @@ pub struct Settings {
     /// Campaign folder rescan interval, the fallback for missed file notifications.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Key of the `X-Webhook-Signature` HMAC-SHA256 (`DIALERD__WEBHOOK_SECRET`); webhooks are not sent without it.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+    /// `[llm]`: the OpenAI-compatible chat-completions endpoint of the analysis stages.
+    #[serde(default)]
+    pub llm: LlmSettings,
+    /// HubSpot private-app token (`DIALERD__HUBSPOT_TOKEN`).
+    #[serde(default)]
+    pub hubspot_token: Option<Secret>,
+    /// `[smtp]`: the server that sends follow-up emails.
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+    /// `[outbox]`: delivery workers.
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+}
+
+/// A secret string (token, password, key): read like a string, printed as `***` by Debug.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One model endpoint; unset fields fall back to `[llm]`'s.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmEndpoint {
+    /// Base URL of the OpenAI-compatible API (`https://api.openai.com/v1`); `/chat/completions` is appended.
+    pub base_url: Option<String>,
+    /// Bearer API key.
+    pub api_key: Option<Secret>,
+    /// Model name.
+    pub model: Option<String>,
+}
+
+/// `[llm]`: defaults for every stage, plus `[llm.stages.<stage>]` overrides for `summary`,
+/// `tagging`, `scoring`, `extraction` and `sentiment`. A stage with no base URL or model is skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSettings {
+    /// Default base URL.
+    pub base_url: Option<String>,
+    /// Default API key.
+    pub api_key: Option<Secret>,
+    /// Default model.
+    pub model: Option<String>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Per-stage overrides.
+    pub stages: std::collections::BTreeMap<String, LlmEndpoint>,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            base_url: None,
+            api_key: None,
+            model: None,
+            timeout: Duration::from_secs(30),
+            stages: Default::default(),
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The endpoint of `stage` (overrides over defaults); `None` when it has no base URL or model.
+    pub fn endpoint(&self, stage: &str) -> Option<LlmEndpoint> {
+        let o = self.stages.get(stage).cloned().unwrap_or_default();
+        let e = LlmEndpoint {
+            base_url: o.base_url.or_else(|| self.base_url.clone()),
+            api_key: o.api_key.or_else(|| self.api_key.clone()),
+            model: o.model.or_else(|| self.model.clone()),
+        };
+        (e.base_url.is_some() && e.model.is_some()).then_some(e)
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP (loopback test servers only).
+    None,
+    /// STARTTLS upgrade (port 587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// `[smtp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Server host; email follow-ups fail without it.
+    pub host: Option<String>,
+    /// Server port.
+    pub port: u16,
+    /// Connection security.
+    pub tls: SmtpTls,
+    /// Login user.
+    pub username: Option<String>,
+    /// Login password.
+    pub password: Option<Secret>,
+    /// Sender address.
+    pub from: String,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: None,
+            port: 587,
+            tls: SmtpTls::default(),
+            username: None,
+            password: None,
+            from: "dialerd@localhost".into(),
+        }
+    }
+}
+
+/// `[outbox]`: delivery workers and their retry backoff.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Jobs run at once.
+    pub concurrency: u32,
+    /// How often idle workers look for due jobs.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// First retry delay; doubles per attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            concurrency: 8,
+            poll_interval: Duration::from_millis(100),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Error loading settings: names the source and the key.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use dialerd::core::{
     AnswerKind, AttemptKey, CallEvent, CallbackPolicy, CallingWindow, Candidate, ContactStatus, Decision, Dialer,
-    EndReason, LegalHours, PacingMode, Policy, RetryPolicy, Rules, VoicemailAction,
+    EndReason, LegalHours, PacingConfig, Policy, Priors, RetryPolicy, Rules, VoicemailAction,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -32,7 +32,9 @@ const WINDOWS: &[&str] = &[
 fn rules(slots: u32, max_attempts: u32, windows: Vec<String>, voicemail: VoicemailAction) -> Rules {
     Rules {
         slots,
-        mode: PacingMode::Progressive,
+        pacing: PacingConfig::default(),
+        ring_timeout_s: 25.0,
+        priors: Priors::default(),
         policy: Policy {
             retry: RetryPolicy {
                 max_attempts,
@@ -110,7 +112,8 @@ proptest! {
                 Step::Tick { advance_s, budget } => {
                     now += Duration::seconds(advance_s.into());
                     let offered: Vec<Candidate> = store.values().cloned().collect();
-                    let keys = dialer.plan(now, &offered, budget);
+                    let wanted = dialer.wanted(now);
+                    let keys = dialer.plan(now, &offered, budget.min(wanted));
                     prop_assert!(keys.len() as u32 <= budget);
                     let mut seen = HashSet::new();
                     for k in &keys {

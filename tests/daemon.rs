@@ -52,7 +52,14 @@ fn contacts_by_status(status: &serde_json::Value, campaign: &str) -> BTreeMap<St
 #[test]
 fn runs_to_completion_and_logs_every_transition() {
     let tmp = tempfile::tempdir().unwrap();
+    // Predictive pacing in the real daemon: mode and safe-harbor message go in [dialer].
     let dir = campaign_dir(tmp.path(), "small", 60, FAST_SIM);
+    let toml = dir.join("small.toml");
+    let predictive = std::fs::read_to_string(&toml).unwrap().replace(
+        "[dialer]\n",
+        "[dialer]\nmode = \"predictive\"\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
+    );
+    std::fs::write(&toml, predictive).unwrap();
     let db = tmp.path().join("d.db");
     let mut d = Daemon::start(&dir, &db, true);
     assert!(d.wait_exit(Duration::from_secs(120)).success());
@@ -74,6 +81,18 @@ fn runs_to_completion_and_logs_every_transition() {
         by_status.keys().all(|k| k == "done" || k == "exhausted"),
         "{by_status:?}\n{log}"
     );
+    // Status shows the pacing the runner published and the measured abandonment.
+    let st = status(&db);
+    let small = st.as_array().unwrap().iter().find(|c| c["id"] == "small").unwrap();
+    assert_eq!(small["pacing"]["mode"], "predictive", "{small}");
+    let p_human = small["pacing"]["p_human"].as_f64().unwrap();
+    assert!(p_human > 0.0 && p_human < 1.0);
+    assert!(small["pacing"]["calls_observed"].as_u64().unwrap() > 0, "{small}");
+    let humans = rows
+        .iter()
+        .filter(|r| matches!(r.outcome.as_deref(), Some("human" | "callback_requested" | "abandoned")))
+        .count();
+    assert_eq!(small["abandonment_24h"]["human"].as_u64().unwrap() as usize, humans);
     // Every disposition in the export comes from the policy's vocabulary.
     assert!(rows.iter().all(|r| {
         r.disposition

@@ -42,6 +42,18 @@ pub struct CampaignFile {
     /// Which trunk places the calls.
     #[serde(default)]
     pub trunk: TrunkFile,
+    /// `[analysis]`: post-call analysis stages.
+    #[serde(default)]
+    pub analysis: super::analysis_file::AnalysisFile,
+    /// `[webhooks]`: signed event delivery.
+    #[serde(default)]
+    pub webhooks: super::analysis_file::WebhooksFile,
+    /// `[crm]`: CRM auto-sync.
+    #[serde(default)]
+    pub crm: Option<super::analysis_file::CrmFile>,
+    /// `[follow_up]`: post-call follow-up actions.
+    #[serde(default)]
+    pub follow_up: super::analysis_file::FollowUpFile,
 }
 
 /// `[contacts]`: the CSV file and its column mapping. Column names match the header
@@ -92,6 +104,13 @@ pub enum ModeFile {
     /// One call per free agent slot.
     #[default]
     Progressive,
+    /// A fixed number of lines per free slot (`ratio`).
+    Ratio,
+    /// Erlang-style predictive pacing under `target_abandon_rate`.
+    Predictive,
+    /// VICIdial's adaptive dial level, a baseline for comparison.
+    #[serde(alias = "vicidial-adaptive")]
+    VicidialAdaptive,
 }
 
 /// `[dialer]`.
@@ -110,6 +129,21 @@ pub struct DialerFile {
     /// How long a call may ring before it counts as no answer; at least 15 s.
     #[serde(default = "default_ring_timeout", with = "humantime_serde")]
     pub ring_timeout: Duration,
+    /// Abandoned / human-answered target in 0..1 (default 0.03).
+    #[serde(default = "default_target_abandon")]
+    pub target_abandon_rate: f64,
+    /// Most lines per agent slot, (dialing + talking) / slots (default 3.0).
+    #[serde(default = "default_max_dial_ratio")]
+    pub max_dial_ratio: f64,
+    /// Lines per free slot in `ratio` mode (default 1.5).
+    #[serde(default = "default_ratio")]
+    pub ratio: f64,
+    /// VICIdial `adaptive_intensity`, −100..100 (default 0), for `vicidial_adaptive`.
+    #[serde(default)]
+    pub vicidial_intensity: f64,
+    /// Played within 2 s of answer when a person answers and no slot is free; required when the
+    /// mode can abandon. Must name the caller and give a callback number.
+    pub safe_harbor_message: Option<String>,
 }
 
 impl Default for DialerFile {
@@ -119,8 +153,23 @@ impl Default for DialerFile {
             max_concurrent: default_max_concurrent(),
             calls_per_second: default_cps(),
             ring_timeout: default_ring_timeout(),
+            target_abandon_rate: default_target_abandon(),
+            max_dial_ratio: default_max_dial_ratio(),
+            ratio: default_ratio(),
+            vicidial_intensity: 0.0,
+            safe_harbor_message: None,
         }
     }
+}
+
+fn default_target_abandon() -> f64 {
+    0.03
+}
+fn default_max_dial_ratio() -> f64 {
+    3.0
+}
+fn default_ratio() -> f64 {
+    1.5
 }
 
 fn default_max_concurrent() -> u32 {
@@ -308,6 +357,25 @@ pub struct SimFile {
     pub voicemail_length: Duration,
     /// P(a connected person asks to be called back), 0..1.
     pub callback_rate: f64,
+    /// Time AMD takes to classify an answer, after which the call is connected or handled.
+    #[serde(with = "humantime_serde")]
+    pub amd_time: Duration,
+    /// P(AMD takes a person for a machine), 0..1.
+    pub amd_false_positive: f64,
+    /// P(AMD passes a machine to an agent slot), 0..1.
+    pub amd_false_negative: f64,
+    /// How long a machine passed to an agent slot holds it before the agent hangs up.
+    #[serde(with = "humantime_serde")]
+    pub amd_false_negative_hold: Duration,
+    /// Length of the safe-harbor message as played.
+    #[serde(with = "humantime_serde")]
+    pub safe_harbor_length: Duration,
+    /// P(an agent turn of a connected call carries a `[KNOWLEDGE_GAP: topic]` marker), 0..1 per call.
+    pub knowledge_gap_rate: f64,
+    /// P(a connected call has a `track_conversion` tool call), 0..1.
+    pub conversion_rate: f64,
+    /// P(a connected person opts out), 0..1.
+    pub opt_out_rate: f64,
 }
 
 impl Default for SimFile {
@@ -329,6 +397,14 @@ impl Default for SimFile {
             talk_sigma: 0.6,
             voicemail_length: Duration::from_secs(20),
             callback_rate: 0.05,
+            amd_time: Duration::from_millis(1500),
+            amd_false_positive: 0.0,
+            amd_false_negative: 0.0,
+            amd_false_negative_hold: Duration::from_secs(8),
+            safe_harbor_length: Duration::from_secs(8),
+            knowledge_gap_rate: 0.1,
+            conversion_rate: 0.1,
+            opt_out_rate: 0.03,
         }
     }
 }

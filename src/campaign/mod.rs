@@ -1,6 +1,7 @@
 //! Campaign files: the TOML model, validation into a runtime [`Campaign`], contact import
 //! (CSV, E.164 normalisation with `phonenumber`), and the folder watcher.
 
+pub mod analysis_file;
 pub mod check;
 pub mod contacts;
 pub mod file;

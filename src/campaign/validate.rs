@@ -3,7 +3,10 @@
 
 use super::contacts::{ContactSource, parse_region};
 use super::file::{CampaignFile, ModeFile, SimFile, TrunkKindFile, VoicemailActionFile, toml_datetime_utc};
-use crate::core::{CallbackPolicy, CallingWindow, LegalHours, PacingMode, Policy, RetryPolicy, Rules, VoicemailAction};
+use crate::core::{
+    CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode, Policy, Priors, RetryPolicy, Rules,
+    VoicemailAction,
+};
 use chrono::TimeDelta;
 use chrono_tz::Tz;
 use std::fmt;
@@ -85,10 +88,14 @@ pub struct Campaign {
     pub dialer: DialerSettings,
     /// Voicemail template (`{{first_name}}` variables), set when the action is `leave_message`.
     pub voicemail_message: Option<String>,
+    /// Safe-harbor message template, set whenever the pacing mode can abandon.
+    pub safe_harbor_message: Option<String>,
     /// Which trunk adapter to use.
     pub trunk: TrunkKindFile,
     /// The sim trunk's call model.
     pub sim: SimFile,
+    /// Post-call analysis, webhooks, CRM and follow-ups (`[analysis]`, `[webhooks]`, `[crm]`, `[follow_up]`).
+    pub analysis: super::analysis_file::AnalysisConfig,
 }
 
 /// Reads and validates the campaign file at `path`.
@@ -258,6 +265,13 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         _ => {}
     }
     validate_sim(&f.trunk.sim, err);
+    let analysis = super::analysis_file::AnalysisConfig {
+        analysis: f.analysis.clone(),
+        webhooks: f.webhooks.clone(),
+        crm: f.crm.clone(),
+        follow_up: f.follow_up.clone(),
+    };
+    super::analysis_file::validate_analysis(&analysis, err);
 
     let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
     let r = &f.retry;
@@ -280,6 +294,18 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
     };
     let mode = match d.mode {
         ModeFile::Progressive => PacingMode::Progressive,
+        ModeFile::Ratio => PacingMode::Ratio,
+        ModeFile::Predictive => PacingMode::Predictive,
+        ModeFile::VicidialAdaptive => PacingMode::VicidialAdaptive,
+    };
+    validate_pacing(d, mode, err);
+    let pacing = PacingConfig {
+        mode,
+        ratio: d.ratio,
+        target_abandon_rate: d.target_abandon_rate,
+        max_dial_ratio: d.max_dial_ratio,
+        vicidial_intensity: d.vicidial_intensity,
+        ..PacingConfig::default()
     };
     let contacts_path = path.parent().unwrap_or(Path::new(".")).join(&f.contacts.file);
     Some(Campaign {
@@ -296,7 +322,9 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         },
         rules: Rules {
             slots: d.max_concurrent,
-            mode,
+            pacing,
+            ring_timeout_s: d.ring_timeout.as_secs_f64(),
+            priors: Priors::default(),
             policy,
             window: window?,
         },
@@ -305,9 +333,49 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             ring_timeout: d.ring_timeout,
         },
         voicemail_message: f.voicemail.message.clone(),
+        safe_harbor_message: d.safe_harbor_message.clone(),
         trunk: f.trunk.kind,
         sim: f.trunk.sim.clone(),
+        analysis,
     })
+}
+
+fn validate_pacing(d: &super::file::DialerFile, mode: PacingMode, err: &mut dyn FnMut(&str, String)) {
+    if !(d.target_abandon_rate > 0.0 && d.target_abandon_rate <= 0.03) {
+        let reason = "must be above 0 and at most 0.03 (FTC TSR 16 CFR 310.4(b)(4)(i): 3% of answered calls)";
+        err(
+            "dialer.target_abandon_rate",
+            format!("{} {reason}", d.target_abandon_rate),
+        );
+    }
+    if !(1.0..=5.0).contains(&d.max_dial_ratio) {
+        err("dialer.max_dial_ratio", format!("{} must be in 1..5", d.max_dial_ratio));
+    }
+    if !(1.0..=5.0).contains(&d.ratio) {
+        err("dialer.ratio", format!("{} must be in 1..5", d.ratio));
+    }
+    if !(-100.0..=100.0).contains(&d.vicidial_intensity) {
+        err(
+            "dialer.vicidial_intensity",
+            format!("{} must be in -100..100", d.vicidial_intensity),
+        );
+    }
+    match &d.safe_harbor_message {
+        None if mode.can_abandon() => err(
+            "dialer.safe_harbor_message",
+            format!(
+                "is required with mode `{}`, which can abandon calls (FTC TSR 16 CFR 310.4(b)(4)(iii): a recorded message within 2 s naming the seller and a callback number)",
+                mode.as_str()
+            ),
+        ),
+        Some(m) if m.trim().is_empty() => err("dialer.safe_harbor_message", "must not be empty".into()),
+        Some(m) => {
+            if let Err(e) = minijinja::Environment::new().template_from_str(m) {
+                err("dialer.safe_harbor_message", format!("is not a valid template: {e}"));
+            }
+        }
+        None => {}
+    }
 }
 
 fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {
@@ -318,6 +386,9 @@ fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {
         ("trunk.sim.p_busy", s.p_busy),
         ("trunk.sim.p_failed", s.p_failed),
         ("trunk.sim.callback_rate", s.callback_rate),
+        ("trunk.sim.knowledge_gap_rate", s.knowledge_gap_rate),
+        ("trunk.sim.conversion_rate", s.conversion_rate),
+        ("trunk.sim.opt_out_rate", s.opt_out_rate),
     ];
     for (key, p) in probs {
         if !(0.0..=1.0).contains(&p) {

@@ -2,12 +2,14 @@
 //! contacts to dial (pacing + calling window + attempt limit), and turns call events into
 //! trunk actions and finished attempts (state machine + policy). Pure: `now` is passed in.
 
+use super::abandon::{AbandonCounts, AbandonLedger};
 use super::call::{AnswerAction, Call, CallEvent, Phase};
-use super::pacing::{PacingMode, SlotCounts, calls_to_start};
+use super::estimate::{Estimates, Priors};
+use super::pacing::{Pacer, PacingConfig, PacingInput, SlotCounts};
 use super::policy::{NextStep, Policy};
-use super::types::{AttemptKey, ContactId, ContactStatus, Outcome};
+use super::types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Outcome};
 use super::window::CallingWindow;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 
@@ -16,8 +18,12 @@ use std::collections::BTreeMap;
 pub struct Rules {
     /// Agent slots (`max_concurrent`).
     pub slots: u32,
-    /// Pacing mode.
-    pub mode: PacingMode,
+    /// Pacing mode and its settings.
+    pub pacing: PacingConfig,
+    /// Ring timeout in seconds.
+    pub ring_timeout_s: f64,
+    /// Prior beliefs for the estimators.
+    pub priors: Priors,
     /// Retry, voicemail and callback policy (holds `max_attempts`).
     pub policy: Policy,
     /// Campaign period, legal hours and cron windows.
@@ -95,19 +101,33 @@ pub enum Decision {
 pub struct Dialer {
     rules: Rules,
     calls: BTreeMap<ContactId, Call>,
+    pacer: Pacer,
+    estimates: Estimates,
+    ledger: AbandonLedger,
+    scratch: (Vec<f64>, Vec<f64>),
+}
+
+/// Seconds from `a` to `b` (0 when `b` is earlier).
+fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    ((b - a).num_milliseconds().max(0) as f64) / 1000.0
 }
 
 impl Dialer {
-    /// A core with no call in flight.
+    /// A core with no call in flight and estimators at their priors.
     pub fn new(rules: Rules) -> Dialer {
         Dialer {
+            pacer: Pacer::new(rules.pacing),
+            estimates: Estimates::new(&rules.priors),
+            ledger: AbandonLedger::new(),
             rules,
             calls: BTreeMap::new(),
+            scratch: (Vec::new(), Vec::new()),
         }
     }
 
-    /// Replaces the rules (campaign file changed); calls in flight are kept.
+    /// Replaces the rules (campaign file changed); calls in flight, estimates and counts are kept.
     pub fn set_rules(&mut self, rules: Rules) {
+        self.pacer.set_config(rules.pacing);
         self.rules = rules;
     }
 
@@ -126,7 +146,8 @@ impl Dialer {
             match call.phase {
                 Phase::Dialing => c.dialing += 1,
                 Phase::Talking => c.talking += 1,
-                Phase::SafeHarbor | Phase::Voicemail | Phase::MachineHangup => c.unattended += 1,
+                Phase::SafeHarbor => c.safe_harbor += 1,
+                Phase::Voicemail | Phase::MachineHangup => c.machine += 1,
             }
         }
         c
@@ -142,16 +163,70 @@ impl Dialer {
         self.calls.get(&contact)
     }
 
-    /// How many new calls pacing wants now, before candidates and the CPS budget are known.
-    pub fn wanted(&self) -> u32 {
-        calls_to_start(self.rules.mode, self.counts())
+    /// The outcome and duration estimates.
+    pub fn estimates(&self) -> &Estimates {
+        &self.estimates
     }
 
-    /// Picks contacts to dial now from `candidates`, in order, at most `min(wanted, budget)`, each passing
-    /// [`check_due`] and not already in flight. The chosen calls are registered as `Dialing`.
-    pub fn plan(&mut self, now: DateTime<Utc>, candidates: &[Candidate], budget: u32) -> Vec<AttemptKey> {
-        let n = self.wanted().min(budget) as usize;
-        let mut out = Vec::with_capacity(n);
+    /// The current VICIdial dial level (meaningful in `vicidial-adaptive` mode).
+    pub fn vicidial_level(&self) -> f64 {
+        self.pacer.vicidial_level()
+    }
+
+    /// Measured abandonment over the `window` ending at `now`.
+    pub fn abandonment(&self, now: DateTime<Utc>, window: Duration) -> AbandonCounts {
+        self.ledger.counts(now, window)
+    }
+
+    /// Adds history from before this run (a restart): `human` answered, `abandoned` abandoned, at `at`.
+    pub fn record_history(&mut self, at: DateTime<Utc>, human: u32, abandoned: u32) {
+        self.ledger.record(at, human, abandoned);
+    }
+
+    /// Feeds the outcome estimator with an outcome from before this run.
+    pub fn observe_history(&mut self, outcome: Outcome) {
+        self.estimates.outcomes.observe(outcome);
+    }
+
+    /// The abandonment figure pacing answers to: the worse of the rolling 24-hour and 30-day rates.
+    fn measured(&self, now: DateTime<Utc>) -> AbandonCounts {
+        let day = self.ledger.counts(now, Duration::hours(24));
+        let month = self.ledger.counts(now, Duration::days(30));
+        if day.rate() >= month.rate() { day } else { month }
+    }
+
+    /// How many new calls pacing wants at `now`, before candidates and the CPS budget are known.
+    pub fn wanted(&mut self, now: DateTime<Utc>) -> u32 {
+        let (mut dialing, mut talking) = std::mem::take(&mut self.scratch);
+        dialing.clear();
+        talking.clear();
+        for call in self.calls.values() {
+            match call.phase {
+                Phase::Dialing => dialing.push(secs(call.dialed_at, now)),
+                Phase::Talking => talking.push(secs(call.answered_at.unwrap_or(call.dialed_at), now)),
+                _ => {}
+            }
+        }
+        let input = PacingInput {
+            now,
+            counts: self.counts(),
+            dialing_elapsed: &dialing,
+            talking_elapsed: &talking,
+            estimates: &self.estimates,
+            measured: self.measured(now),
+            ring_timeout_s: self.rules.ring_timeout_s,
+        };
+        let n = self.pacer.calls_to_start(&input);
+        self.scratch = (dialing, talking);
+        n
+    }
+
+    /// Picks contacts to dial at `now` from `candidates`, in order, at most `limit` (the caller
+    /// passes `min(wanted, CPS budget)`), each passing [`check_due`] and not already in flight.
+    /// The chosen calls are registered as `Dialing`.
+    pub fn plan(&mut self, now: DateTime<Utc>, candidates: &[Candidate], limit: u32) -> Vec<AttemptKey> {
+        let n = limit as usize;
+        let mut out = Vec::with_capacity(n.min(candidates.len()));
         for c in candidates {
             if out.len() >= n {
                 break;
@@ -166,6 +241,7 @@ impl Dialer {
             self.calls.insert(c.contact, Call::new(key.attempt, now));
             out.push(key);
         }
+        self.pacer.placed(now, out.len() as u32);
         out
     }
 
@@ -204,13 +280,36 @@ impl Dialer {
                 call.callback_requested = true;
                 Vec::new()
             }
-            CallEvent::Answered(kind) => call
-                .answer(kind, slot_free, voicemail, now)
-                .map(|action| vec![Decision::Answer { key, action }])
-                .unwrap_or_default(),
+            CallEvent::Answered(kind) => {
+                let Some(action) = call.answer(kind, slot_free, voicemail, now) else {
+                    return Vec::new();
+                };
+                let waited = secs(call.dialed_at, now);
+                match kind {
+                    AnswerKind::Machine => self.estimates.machine_answer.observe(waited),
+                    AnswerKind::Human | AnswerKind::Unknown => {
+                        self.estimates.human_answer.observe(waited);
+                        let abandoned = action == AnswerAction::PlaySafeHarbor;
+                        self.ledger.record(now, 1, u32::from(abandoned));
+                        if abandoned {
+                            self.pacer.dropped(now);
+                        }
+                    }
+                }
+                vec![Decision::Answer { key, action }]
+            }
             CallEvent::Ended(reason) => {
                 let outcome = call.outcome(reason);
+                let (dialed_at, answered_at, phase) = (call.dialed_at, call.answered_at, call.phase);
                 self.calls.remove(&key.contact);
+                self.estimates.outcomes.observe(outcome);
+                match phase {
+                    Phase::Talking => self.estimates.talk.observe(secs(answered_at.unwrap_or(dialed_at), now)),
+                    Phase::Dialing if matches!(outcome, Outcome::Busy | Outcome::Failed) => {
+                        self.estimates.early_end.observe(secs(dialed_at, now))
+                    }
+                    _ => {}
+                }
                 let step = self.rules.policy.after_attempt(outcome, key.attempt, now);
                 vec![Decision::Finish { key, outcome, step }]
             }

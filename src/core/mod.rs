@@ -2,16 +2,20 @@
 //! No I/O, no clock reads, no randomness: every function takes an explicit `now` and returns
 //! decisions. The daemon (`engine`) and the simulator (`sim`) drive the same code.
 
+pub mod abandon;
 pub mod call;
 pub mod dialer;
+pub mod estimate;
 pub mod pacing;
 pub mod policy;
 pub mod types;
 pub mod window;
 
+pub use abandon::{AbandonCounts, AbandonLedger};
 pub use call::{AnswerAction, Call, CallEvent, Phase};
 pub use dialer::{Candidate, Decision, Dialer, Refusal, Rules, check_due};
-pub use pacing::{PacingMode, SlotCounts, calls_to_start};
+pub use estimate::{Estimates, OutcomeProbs, Priors};
+pub use pacing::{Pacer, PacingConfig, PacingInput, PacingMode, SlotCounts};
 pub use policy::{CallbackPolicy, NextStep, Policy, RetryPolicy, VoicemailAction};
 pub use types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, EndReason, Outcome};
 pub use window::{CallingWindow, LegalHours, WindowError};

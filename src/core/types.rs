@@ -155,7 +155,7 @@ pub enum AnswerKind {
 }
 
 /// Why a call ended before or after answer, as reported by the trunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// Ended after answer (either side hung up, or the message finished).

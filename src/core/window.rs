@@ -110,6 +110,20 @@ impl CallingWindow {
         })
     }
 
+    /// A window with no cron expression: legal hours and the campaign period only. Infallible.
+    pub fn legal_only(
+        legal: LegalHours,
+        start_at: Option<DateTime<Utc>>,
+        end_at: Option<DateTime<Utc>>,
+    ) -> CallingWindow {
+        CallingWindow {
+            windows: Vec::new(),
+            legal,
+            start_at,
+            end_at,
+        }
+    }
+
     /// The legal hours in force.
     pub fn legal_hours(&self) -> LegalHours {
         self.legal

@@ -92,7 +92,10 @@ fn build_trunk(c: &Campaign, events: mpsc::Sender<crate::trunk::TrunkEvent>) -> 
     match c.trunk {
         TrunkKindFile::Sim => {
             let model = CallModel::new(&c.sim).map_err(|e| EngineError::Trunk(e.to_string()))?;
-            Ok(Arc::new(SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)))
+            Ok(Arc::new(
+                SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)
+                    .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim)),
+            ))
         }
     }
 }
@@ -103,6 +106,7 @@ pub struct Daemon {
     opts: RunOptions,
     running: HashMap<String, Running>,
     refused: HashMap<String, Fingerprint>,
+    pipeline: Option<Arc<crate::analysis::Pipeline>>,
 }
 
 impl Daemon {
@@ -113,7 +117,15 @@ impl Daemon {
             opts,
             running: HashMap::new(),
             refused: HashMap::new(),
+            pipeline: None,
         }
+    }
+
+    /// Runs the outbox workers of `pipeline` (post-call analysis and deliveries) alongside the
+    /// campaigns; without it jobs stay queued for a later run.
+    pub fn with_pipeline(mut self, pipeline: Arc<crate::analysis::Pipeline>) -> Daemon {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Runs until `shutdown` resolves (SIGTERM/SIGINT in `main`) or, with `until_idle`, until every
@@ -130,12 +142,15 @@ impl Daemon {
         let _watcher = watch::watch(&dir, self.opts.poll_interval, wake_tx).map_err(|e| folder_err(e.to_string()))?;
         self.rescan().await.map_err(|e| folder_err(e.to_string()))?;
         tokio::pin!(shutdown);
+        let pool = self.pipeline.clone().map(crate::analysis::OutboxPool::spawn);
+        let mut interrupted = false;
         let mut poll = tokio::time::interval(self.opts.poll_interval);
         let mut check_idle = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
                     info!("Shutdown requested.");
+                    interrupted = true;
                     break;
                 }
                 Some(()) = wake_rx.recv() => {
@@ -153,6 +168,13 @@ impl Daemon {
             }
         }
         self.stop_all().await;
+        if let Some(pool) = pool {
+            if !interrupted {
+                info!("Delivering what is left in the outbox before exiting.");
+                pool.drain(&mut shutdown).await;
+            }
+            pool.stop().await;
+        }
         Ok(())
     }
 

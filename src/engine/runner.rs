@@ -8,9 +8,8 @@ use crate::store::{CampaignState, DueContact, Store, StoreError};
 use crate::trunk::{DialRequest, Trunk, TrunkEvent};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -59,10 +58,14 @@ pub(crate) struct Runner {
     finished: bool,
     /// Set when the last tick found nothing to dial, now or later.
     no_work: bool,
+    /// When the pacing snapshot was last written for `dialerd status`.
+    last_snapshot: Option<Instant>,
+    /// Abandonment history from earlier runs has been fed to the core.
+    history_loaded: bool,
 }
 
 fn limiter(cps: u32) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(Quota::per_second(NonZeroU32::new(cps).unwrap_or(NonZeroU32::MIN)))
+    RateLimiter::direct(crate::trunk::cps_quota(cps))
 }
 
 impl Runner {
@@ -91,6 +94,8 @@ impl Runner {
             announced_sleep: None,
             finished: false,
             no_work: false,
+            last_snapshot: None,
+            history_loaded: false,
         }
     }
 
@@ -125,7 +130,7 @@ impl Runner {
                 continue;
             }
             // An event that freed no capacity changes nothing pacing could act on before the timer.
-            if !timer_fired && self.dialer.wanted() == 0 && Instant::now() < wake {
+            if !timer_fired && self.dialer.wanted(Utc::now()) == 0 && Instant::now() < wake {
                 continue;
             }
             wake = match self.tick().await {
@@ -169,6 +174,9 @@ impl Runner {
             .activate_campaign(&c.id, &c.name, &c.path.display().to_string(), now)
             .await?;
         self.import().await?;
+        if !self.history_loaded {
+            self.load_history(now).await?;
+        }
         for open in self.store.open_attempts(&self.campaign.id).await? {
             if let Some(call_id) = open.call_id.as_deref()
                 && self.trunk.is_live(call_id).await
@@ -196,6 +204,11 @@ impl Runner {
         }
         info!(campaign = %self.id(), name = %self.campaign.name, slots = self.campaign.rules.slots,
             cps = self.campaign.dialer.calls_per_second, "Campaign started.");
+        let c = &self.campaign;
+        if let Some(job) = crate::analysis::events::campaign_event(&c.analysis, &c.id, &c.name, "campaign.started", now)
+        {
+            self.store.enqueue_jobs(&[job], now).await?;
+        }
         Ok(())
     }
 
@@ -252,7 +265,14 @@ impl Runner {
         let id = self.campaign.id.clone();
         match ev.event {
             CallEvent::Ringing => {
-                debug!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "ringing", "Ringing.")
+                debug!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "ringing", "Ringing.");
+                let cfg = &self.campaign.analysis;
+                if let Some(job) =
+                    crate::analysis::events::call_started(cfg, &id, key, &ev.call_id, &self.campaign.agent_id, now)
+                    && let Err(e) = self.store.enqueue_jobs(&[job], now).await
+                {
+                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not queue call_started.");
+                }
             }
             CallEvent::CallbackRequested => {
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "callback_requested", "Contact asked for a callback.")
@@ -264,8 +284,17 @@ impl Runner {
             }
             CallEvent::Ended(_) => {}
         }
+        let mut detail = ev.detail;
         for decision in self.dialer.on_event(now, key, ev.event) {
-            self.execute(decision, &ev.call_id, now).await;
+            match decision {
+                // The conversation travels with the call's end into its call record.
+                Decision::Finish { key, outcome, step } => {
+                    self.call_ids.remove(&key.contact);
+                    self.finish_with(key, outcome, step, now, detail.take().map(|d| *d))
+                        .await;
+                }
+                d => self.execute(d, &ev.call_id, now).await,
+            }
         }
     }
 
@@ -292,14 +321,57 @@ impl Runner {
     }
 
     async fn finish(&mut self, key: AttemptKey, outcome: Outcome, step: crate::core::NextStep, now: DateTime<Utc>) {
+        self.finish_with(key, outcome, step, now, None).await;
+    }
+
+    /// Closes the attempt and, in the same transaction, writes the call record and its first
+    /// outbox jobs (message events, the analyze job, `contact.exhausted`).
+    async fn finish_with(
+        &mut self,
+        key: AttemptKey,
+        outcome: Outcome,
+        step: crate::core::NextStep,
+        now: DateTime<Utc>,
+        detail: Option<crate::analysis::record::CallDetail>,
+    ) {
+        use crate::analysis::events;
         let id = &self.campaign.id;
-        let mut result = self.store.close_attempt(key, outcome, step, now).await;
+        let cfg = &self.campaign.analysis;
+        let post = crate::store::PostCall {
+            agent_id: self.campaign.agent_id.clone(),
+            caller_number: self.campaign.caller_id.clone(),
+            call_jobs: events::at_call_end(cfg, id, &self.campaign.caller_id, key, detail.as_ref(), now),
+            detail,
+            jobs: (step.disposition == crate::core::Disposition::Exhausted)
+                .then(|| events::contact_exhausted(cfg, id, key, now))
+                .flatten()
+                .into_iter()
+                .collect(),
+        };
+        let mut result = self
+            .store
+            .close_attempt_with(key, outcome, step, now, Some(&post))
+            .await;
         if result.is_err() {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            result = self.store.close_attempt(key, outcome, step, now).await;
+            result = self
+                .store
+                .close_attempt_with(key, outcome, step, now, Some(&post))
+                .await;
+        }
+        if result.is_ok()
+            && cfg.webhooks.wants("campaign.completed")
+            && let Ok(0) = self
+                .store
+                .remaining_contacts(id, self.campaign.rules.policy.retry.max_attempts)
+                .await
+            && let Some(job) = events::campaign_event(cfg, id, &self.campaign.name, "campaign.completed", now)
+            && let Err(e) = self.store.enqueue_jobs(&[job], now).await
+        {
+            warn!(campaign = %id, error = %e, "Could not queue campaign.completed.");
         }
         match result {
-            Ok(()) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
+            Ok(_) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
                 disposition = %step.disposition, next_attempt_at = %step.next_attempt_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()), "Call ended."),
             Err(e) => {
                 error!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome, error = %e,
@@ -309,10 +381,58 @@ impl Runner {
     }
 
     /// Dials what pacing, the window and the CPS budget allow now; returns when to look again.
+    /// Feeds the core the abandonment measured by earlier runs, so a restart keeps its counters:
+    /// the last 24 hours at `now`, the rest of the 30 days a day earlier.
+    async fn load_history(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let day = self
+            .store
+            .measured_abandonment(&self.campaign.id, now - TimeDelta::hours(24))
+            .await?;
+        let month = self
+            .store
+            .measured_abandonment(&self.campaign.id, now - TimeDelta::days(30))
+            .await?;
+        let older = (
+            month.human.saturating_sub(day.human),
+            month.abandoned.saturating_sub(day.abandoned),
+        );
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.dialer
+            .record_history(now - TimeDelta::hours(25), clamp(older.0), clamp(older.1));
+        self.dialer.record_history(now, clamp(day.human), clamp(day.abandoned));
+        self.history_loaded = true;
+        if month.human > 0 {
+            info!(campaign = %self.id(), human_24h = day.human, abandoned_24h = day.abandoned, human_30d = month.human,
+                abandoned_30d = month.abandoned, "Abandonment history loaded.");
+        }
+        Ok(())
+    }
+
+    /// Writes the pacing snapshot for `dialerd status`, at most every 5 seconds.
+    async fn publish_pacing(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.last_snapshot.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            return Ok(());
+        }
+        self.last_snapshot = Some(Instant::now());
+        let est = self.dialer.estimates();
+        let p = est.outcomes.probs();
+        let snapshot = crate::store::PacingSnapshot {
+            mode: self.campaign.rules.pacing.mode.as_str().to_string(),
+            dial_ratio: self.dialer.counts().dial_ratio(),
+            p_human: p.human,
+            p_machine: p.machine,
+            p_no_answer: p.no_answer,
+            p_early: p.early,
+            calls_observed: est.outcomes.observed(),
+        };
+        self.store.record_pacing(&self.campaign.id, &snapshot, now).await
+    }
+
     async fn tick(&mut self) -> Result<Instant, StoreError> {
         let now = Utc::now();
         let soon = Instant::now() + MAX_SLEEP;
         self.no_work = false;
+        self.publish_pacing(now).await?;
         if self.paused {
             return Ok(soon);
         }
@@ -329,14 +449,14 @@ impl Runner {
             .filter(|(_, tz, due)| *due <= now && window.is_open(now, *tz))
             .map(|(z, _, _)| z.clone())
             .collect();
-        let wanted = self.dialer.wanted();
+        let wanted = self.dialer.wanted(now);
         if wanted > 0 && !open.is_empty() {
             let due = self
                 .store
                 .due_contacts(&self.campaign.id, now, &open, max, wanted.saturating_mul(2))
                 .await?;
             let dialed = self.dial_from(&due, wanted, now).await?;
-            if dialed > 0 || self.dialer.wanted() == 0 {
+            if dialed > 0 || self.dialer.wanted(Utc::now()) == 0 {
                 self.announced_sleep = None;
                 return Ok(Instant::now()
                     + Duration::from_millis(1000 / u64::from(self.campaign.dialer.calls_per_second.max(1)))

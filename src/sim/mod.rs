@@ -1,6 +1,13 @@
-//! Simulation: the statistical call model (`rand_distr`) used by the sim trunk, and later the
-//! discrete-event simulator. Randomness lives here, never in `core`.
+//! Simulation: the statistical call model (`rand_distr`) used by the sim trunk, and the
+//! discrete-event simulator that drives the core in virtual time. Randomness lives here, never in `core`.
 
+pub mod bench;
+pub mod des;
 pub mod model;
+pub mod report;
+pub mod run;
+pub mod transcript;
 
+pub use des::{SimOptions, simulate};
 pub use model::{CallModel, SampledCall, SampledOutcome};
+pub use report::SimReport;

@@ -34,6 +34,8 @@ pub struct SampledCall {
     pub talk: Duration,
     /// The person asks for a callback during the conversation.
     pub wants_callback: bool,
+    /// AMD gets this call wrong: a person taken for a machine, or a machine passed to an agent.
+    pub amd_wrong: bool,
 }
 
 /// The call model, built from `[trunk.sim]`.
@@ -48,6 +50,14 @@ pub struct CallModel {
     /// Length of the voicemail message as played.
     pub voicemail_length: Duration,
     callback_rate: f64,
+    /// Time AMD takes to classify an answer.
+    pub amd_time: Duration,
+    amd_false_positive: f64,
+    amd_false_negative: f64,
+    /// How long a machine passed to an agent holds the slot.
+    pub amd_false_negative_hold: Duration,
+    /// Length of the safe-harbor message as played.
+    pub safe_harbor_length: Duration,
 }
 
 /// Error for a model whose parameters no distribution accepts (validation should prevent it).
@@ -82,6 +92,11 @@ impl CallModel {
             failed_time: s.failed_time,
             voicemail_length: s.voicemail_length,
             callback_rate: s.callback_rate,
+            amd_time: s.amd_time,
+            amd_false_positive: s.amd_false_positive,
+            amd_false_negative: s.amd_false_negative,
+            amd_false_negative_hold: s.amd_false_negative_hold,
+            safe_harbor_length: s.safe_harbor_length,
         })
     }
 
@@ -105,11 +120,18 @@ impl CallModel {
         };
         let talk = secs(self.talk.sample(rng));
         let wants_callback = rng.random::<f64>() < self.callback_rate;
+        let amd_draw: f64 = rng.random();
+        let amd_wrong = match outcome {
+            SampledOutcome::Human => amd_draw < self.amd_false_positive,
+            SampledOutcome::Machine => amd_draw < self.amd_false_negative,
+            _ => false,
+        };
         SampledCall {
             outcome,
             answer_after,
             talk,
             wants_callback,
+            amd_wrong,
         }
     }
 }

@@ -224,6 +224,25 @@ impl Store {
         step: NextStep,
         ended_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.close_attempt_with(key, outcome, step, ended_at, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::close_attempt`], and in the same transaction, when this call closes the attempt:
+    /// the call record and `post.call_jobs` (when the trunk placed the call) and `post.jobs`.
+    /// Returns whether a call record was written.
+    ///
+    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn close_attempt_with(
+        &self,
+        key: AttemptKey,
+        outcome: Outcome,
+        step: NextStep,
+        ended_at: DateTime<Utc>,
+        post: Option<&super::PostCall>,
+    ) -> Result<bool, StoreError> {
+        let mut recorded = false;
         let mut tx = self.pool().begin().await?;
         let closed = sqlx::query(
             "UPDATE attempts SET state = 'ended', ended_at = ?, outcome = ?, disposition = ?
@@ -251,9 +270,16 @@ impl Store {
             .bind(key.contact)
             .execute(&mut *tx)
             .await?;
+            if let Some(post) = post {
+                recorded = super::calls::insert_call_record(&mut tx, key, post, ended_at).await?;
+                if recorded {
+                    super::outbox::insert_jobs(&mut tx, &post.call_jobs, ended_at).await?;
+                }
+                super::outbox::insert_jobs(&mut tx, &post.jobs, ended_at).await?;
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// Attempts of `campaign` not yet ended (left by a crash or an unbounded shutdown).

@@ -4,7 +4,10 @@
 //! Instants are stored as INTEGER milliseconds since the Unix epoch (UTC).
 
 mod attempts;
+mod calls;
 mod contacts;
+mod outbox;
+mod pacing;
 mod report;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -14,7 +17,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use attempts::{CampaignState, DueContact, OpenAttempt};
+pub use calls::PostCall;
 pub use contacts::{ImportError, ImportOutcome, ImportRecord};
+pub use outbox::{DeliveryLog, Job, JobResult, NewJob, jobs_text};
+pub use pacing::{MeasuredAbandonment, PacingSnapshot};
 pub use report::{CampaignStatus, ExportRow, RejectedRow, status_text};
 
 /// Errors from the store. `Unavailable` is worth retrying; the others are not.

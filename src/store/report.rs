@@ -28,6 +28,12 @@ pub struct CampaignStatus {
     pub rejected_rows: u64,
     /// The first rejected rows: (line, reason).
     pub rejects: Vec<RejectedRow>,
+    /// The runner's latest pacing snapshot (dial ratio, estimated outcome probabilities).
+    pub pacing: Option<super::PacingSnapshot>,
+    /// Measured abandonment over the last 24 hours.
+    pub abandonment_24h: super::MeasuredAbandonment,
+    /// Measured abandonment over the last 30 days.
+    pub abandonment_30d: super::MeasuredAbandonment,
 }
 
 /// A rejected CSV row, as shown by `dialerd status`.
@@ -68,11 +74,12 @@ async fn counts(store: &Store, sql: &'static str, campaign: &str) -> Result<BTre
 }
 
 impl Store {
-    /// Status of every campaign (or only `only`), with up to `reject_limit` rejected rows each.
+    /// Status of every campaign (or only `only`) at `now`, with up to `reject_limit` rejected rows each.
     pub async fn campaign_status(
         &self,
         only: Option<&str>,
         reject_limit: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<CampaignStatus>, StoreError> {
         let rows = sqlx::query("SELECT id, name, state FROM campaigns WHERE ?1 IS NULL OR id = ?1 ORDER BY id")
             .bind(only)
@@ -122,7 +129,15 @@ impl Store {
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
+            let pacing = self.pacing_snapshot(&id).await?;
+            let abandonment_24h = self
+                .measured_abandonment(&id, now - chrono::Duration::hours(24))
+                .await?;
+            let abandonment_30d = self.measured_abandonment(&id, now - chrono::Duration::days(30)).await?;
             out.push(CampaignStatus {
+                pacing,
+                abandonment_24h,
+                abandonment_30d,
                 name: r.try_get("name")?,
                 state: r.try_get("state")?,
                 id,
@@ -192,6 +207,30 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
         let _ = writeln!(out, "  dispositions: {}", join_counts(&s.dispositions));
         let _ = writeln!(out, "  attempts by outcome: {}", join_counts(&s.attempts));
         let _ = writeln!(out, "  calls in flight: {}", s.in_flight);
+        if let Some(p) = &s.pacing {
+            let _ = writeln!(
+                out,
+                "  pacing: {}, dial ratio {:.2}; estimated P(human) {:.3}, P(machine) {:.3}, P(no answer) {:.3}, P(busy/failed) {:.3} from {} calls",
+                p.mode, p.dial_ratio, p.p_human, p.p_machine, p.p_no_answer, p.p_early, p.calls_observed
+            );
+        }
+        let rate = |m: &super::MeasuredAbandonment| {
+            if m.human == 0 {
+                0.0
+            } else {
+                100.0 * m.abandoned as f64 / m.human as f64
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  abandonment: 24 h {:.2}% ({} / {}), 30 days {:.2}% ({} / {})",
+            rate(&s.abandonment_24h),
+            s.abandonment_24h.abandoned,
+            s.abandonment_24h.human,
+            rate(&s.abandonment_30d),
+            s.abandonment_30d.abandoned,
+            s.abandonment_30d.human
+        );
         let _ = writeln!(out, "  rejected rows: {}", s.rejected_rows);
         for r in &s.rejects {
             let _ = writeln!(out, "    line {}: {}", r.line, r.reason);

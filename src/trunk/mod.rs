@@ -38,6 +38,8 @@ pub struct TrunkEvent {
     pub at: DateTime<Utc>,
     /// What happened.
     pub event: CallEvent,
+    /// The conversation of a connected call, carried on its `Ended` event (boxed: most events have none).
+    pub detail: Option<Box<crate::analysis::record::CallDetail>>,
 }
 
 /// Errors from a trunk. `Unavailable` may succeed later; `Rejected` will not.
@@ -67,4 +69,21 @@ pub trait Trunk: Send + Sync {
     /// Whether the trunk still holds a call started before a restart; `false` when it cannot know
     /// (the attempt is then closed as `unknown`).
     async fn is_live(&self, call_id: &str) -> bool;
+
+    /// Sends a text message `body` to `to` (E.164) from `from` (E.164); returns the trunk's message id.
+    ///
+    /// Errors: [`TrunkError::Rejected`] when the adapter cannot send messages (the default).
+    async fn sms(&self, from: &str, to: &str, body: &str) -> Result<String, TrunkError> {
+        let _ = (from, to, body);
+        Err(TrunkError::Rejected("this trunk does not send text messages".into()))
+    }
+}
+
+/// The CPS quota for `cps` calls per second: one dial per `1/cps` seconds with no burst, so no
+/// rolling second ever holds more than `cps` dials (a burst of `cps` would allow `2·cps − 1`).
+pub fn cps_quota(cps: u32) -> governor::Quota {
+    let cps = std::num::NonZeroU32::new(cps).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::with_period(Duration::from_secs(1) / cps.get())
+        .unwrap_or_else(|| governor::Quota::per_second(cps))
+        .allow_burst(std::num::NonZeroU32::MIN)
 }

@@ -3,7 +3,9 @@
 //! seed draws the same calls in the same dial order. It places no real call.
 
 use super::{DialRequest, Trunk, TrunkError, TrunkEvent};
+use crate::analysis::record::CallDetail;
 use crate::core::{AnswerAction, AnswerKind, AttemptKey, CallEvent, EndReason};
+use crate::sim::transcript::{self, TranscriptRates};
 use crate::sim::{CallModel, SampledCall, SampledOutcome};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -28,6 +30,20 @@ pub struct SimTrunk {
     events: mpsc::Sender<TrunkEvent>,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<AnswerAction>>>>,
     next_id: AtomicU64,
+    seed: u64,
+    rates: TranscriptRates,
+    sent: Mutex<Vec<SentSms>>,
+}
+
+/// A text message the sim trunk "sent" (recorded, never delivered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentSms {
+    /// Sender, E.164.
+    pub from: String,
+    /// Recipient, E.164.
+    pub to: String,
+    /// Message text.
+    pub body: String,
 }
 
 impl SimTrunk {
@@ -41,7 +57,30 @@ impl SimTrunk {
             events,
             pending: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
+            seed,
+            rates: TranscriptRates::default(),
+            sent: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Connected calls carry a template transcript drawn at `rates` (none by default).
+    pub fn with_transcripts(mut self, rates: TranscriptRates) -> SimTrunk {
+        self.rates = rates;
+        self
+    }
+
+    /// Text messages sent so far, oldest first.
+    pub fn sent_sms(&self) -> Vec<SentSms> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The transcript rates of a `[trunk.sim]` section.
+pub fn transcript_rates(s: &crate::campaign::file::SimFile) -> TranscriptRates {
+    TranscriptRates {
+        knowledge_gap: s.knowledge_gap_rate,
+        conversion: s.conversion_rate,
+        opt_out: s.opt_out_rate,
     }
 }
 
@@ -51,15 +90,22 @@ struct SimCall {
     call_id: String,
     events: mpsc::Sender<TrunkEvent>,
     scale: f64,
+    rates: TranscriptRates,
+    rng: StdRng,
 }
 
 impl SimCall {
     async fn send(&self, event: CallEvent) {
+        self.send_with(event, None).await
+    }
+
+    async fn send_with(&self, event: CallEvent, detail: Option<Box<CallDetail>>) {
         let ev = TrunkEvent {
             key: self.key,
             call_id: self.call_id.clone(),
             at: Utc::now(),
             event,
+            detail,
         };
         // The receiver is gone only when the runner stopped; the call simply ends with it.
         let _ = self.events.send(ev).await;
@@ -70,7 +116,7 @@ impl SimCall {
     }
 
     async fn run(
-        self,
+        mut self,
         call: SampledCall,
         ring_timeout: Duration,
         voicemail: Duration,
@@ -104,8 +150,17 @@ impl SimCall {
             .await
             .ok()
             .and_then(Result::ok);
+        let mut detail = None;
         match action {
             Some(AnswerAction::ConnectAgent) => {
+                let talk = call.talk.mul_f64(self.scale);
+                detail = Some(Box::new(transcript::generate(
+                    &mut self.rng,
+                    self.rates,
+                    Utc::now(),
+                    talk,
+                    call.wants_callback,
+                )));
                 if call.wants_callback {
                     self.wait(call.talk / 2).await;
                     self.send(CallEvent::CallbackRequested).await;
@@ -118,7 +173,7 @@ impl SimCall {
             Some(AnswerAction::PlaySafeHarbor) => self.wait(SAFE_HARBOR_LENGTH).await,
             Some(AnswerAction::Hangup) | None => {}
         }
-        self.send(CallEvent::Ended(EndReason::Hangup)).await;
+        self.send_with(CallEvent::Ended(EndReason::Hangup), detail).await;
     }
 }
 
@@ -132,7 +187,8 @@ impl Trunk for SimTrunk {
                 .map_err(|_| TrunkError::Unavailable("sim RNG poisoned".into()))?;
             self.model.sample(&mut *rng)
         };
-        let call_id = format!("SIM{:012}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let call_id = format!("SIM{n:012}");
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
@@ -143,6 +199,8 @@ impl Trunk for SimTrunk {
             call_id: call_id.clone(),
             events: self.events.clone(),
             scale: self.time_scale,
+            rates: self.rates,
+            rng: StdRng::seed_from_u64(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         };
         let pending = Arc::clone(&self.pending);
         let voicemail = self.model.voicemail_length;
@@ -170,5 +228,23 @@ impl Trunk for SimTrunk {
     async fn is_live(&self, _call_id: &str) -> bool {
         // Simulated calls die with the process that ran them.
         false
+    }
+
+    async fn sms(&self, from: &str, to: &str, body: &str) -> Result<String, TrunkError> {
+        let mut sent = self
+            .sent
+            .lock()
+            .map_err(|_| TrunkError::Unavailable("sim message log poisoned".into()))?;
+        sent.push(SentSms {
+            from: from.to_string(),
+            to: to.to_string(),
+            body: body.to_string(),
+        });
+        tracing::info!(
+            to,
+            chars = body.chars().count(),
+            "Text message recorded by the sim trunk."
+        );
+        Ok(format!("SIMSMS{:06}", sent.len()))
     }
 }

@@ -1,0 +1,115 @@
+//! Abandonment accounting: human-answered and abandoned calls in one-minute buckets, summed over
+//! rolling windows. The abandonment rate is abandoned / human-answered, the FTC TSR measure
+//! (16 CFR 310.4(b)(4)(i): at most 3% per campaign over 30 days) and Ofcom's (24 hours).
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::VecDeque;
+
+/// Counts for one minute (UTC, minutes since the epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bucket {
+    minute: i64,
+    human: u32,
+    abandoned: u32,
+}
+
+/// Rolling abandonment counts. Keeps at most 30 days of one-minute buckets.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AbandonLedger {
+    buckets: VecDeque<Bucket>,
+}
+
+/// Human-answered and abandoned counts over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AbandonCounts {
+    /// Calls answered by a person (connected or abandoned).
+    pub human: u64,
+    /// Of those, calls abandoned (no free agent slot).
+    pub abandoned: u64,
+}
+
+impl AbandonCounts {
+    /// abandoned / human, 0 when no person answered.
+    pub fn rate(&self) -> f64 {
+        if self.human == 0 {
+            0.0
+        } else {
+            self.abandoned as f64 / self.human as f64
+        }
+    }
+}
+
+/// The longest window kept: 30 days.
+pub const MAX_WINDOW: Duration = Duration::days(30);
+
+impl AbandonLedger {
+    /// An empty ledger.
+    pub fn new() -> AbandonLedger {
+        AbandonLedger::default()
+    }
+
+    /// Records `human` answered calls of which `abandoned` were abandoned, at `at`.
+    /// Out-of-order records older than the newest bucket are added to the newest bucket.
+    pub fn record(&mut self, at: DateTime<Utc>, human: u32, abandoned: u32) {
+        let minute = at.timestamp().div_euclid(60);
+        match self.buckets.back_mut() {
+            Some(b) if b.minute >= minute => {
+                b.human += human;
+                b.abandoned += abandoned;
+            }
+            _ => self.buckets.push_back(Bucket {
+                minute,
+                human,
+                abandoned,
+            }),
+        }
+        let oldest = minute - MAX_WINDOW.num_minutes();
+        while self.buckets.front().is_some_and(|b| b.minute <= oldest) {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// Counts over the `window` ending at `now` (at most 30 days).
+    pub fn counts(&self, now: DateTime<Utc>, window: Duration) -> AbandonCounts {
+        let from = (now - window).timestamp().div_euclid(60);
+        let mut c = AbandonCounts::default();
+        for b in self.buckets.iter().rev().take_while(|b| b.minute > from) {
+            c.human += u64::from(b.human);
+            c.abandoned += u64::from(b.abandoned);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_windows() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut l = AbandonLedger::new();
+        l.record(t0, 100, 5);
+        l.record(t0 + Duration::hours(25), 100, 1);
+        let now = t0 + Duration::hours(25);
+        assert_eq!(
+            l.counts(now, Duration::hours(24)),
+            AbandonCounts {
+                human: 100,
+                abandoned: 1
+            }
+        );
+        assert_eq!(
+            l.counts(now, Duration::days(30)),
+            AbandonCounts {
+                human: 200,
+                abandoned: 6
+            }
+        );
+        assert!((l.counts(now, Duration::days(30)).rate() - 0.03).abs() < 1e-12);
+        l.record(t0 + Duration::days(31), 10, 0);
+        assert_eq!(l.counts(t0 + Duration::days(31), Duration::days(30)).human, 110);
+    }
+}
