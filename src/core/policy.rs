@@ -35,6 +35,20 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// `max_attempts` attempts with the same `delay` after every outcome.
+    pub fn uniform(max_attempts: u32, delay: TimeDelta) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            delay,
+            no_answer: None,
+            busy: None,
+            machine: None,
+            failed: None,
+            abandoned: None,
+            unknown: None,
+        }
+    }
+
     /// The delay before the next attempt after `outcome`.
     pub fn delay_after(&self, outcome: Outcome) -> TimeDelta {
         let specific = match outcome {

@@ -83,16 +83,7 @@ pub fn bench_rules(slots: u32, mode: PacingMode) -> Rules {
         ring_timeout_s: 25.0,
         priors: Priors::default(),
         policy: Policy {
-            retry: RetryPolicy {
-                max_attempts: 3,
-                delay: TimeDelta::minutes(30),
-                no_answer: None,
-                busy: None,
-                machine: None,
-                failed: None,
-                abandoned: None,
-                unknown: None,
-            },
+            retry: RetryPolicy::uniform(3, TimeDelta::minutes(30)),
             voicemail: VoicemailAction::LeaveMessage,
             callback: CallbackPolicy {
                 enabled: true,
