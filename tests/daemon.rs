@@ -173,3 +173,44 @@ fn broken_file_is_refused_while_others_run_and_edits_reload() {
     let good = st.as_array().unwrap().iter().find(|c| c["id"] == "good").unwrap();
     assert_eq!(good["state"], "paused");
 }
+
+#[test]
+fn outside_every_window_it_sleeps_and_says_so_once_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The campaign starts in the future: every contact is due, no window is open yet.
+    let dir = campaign_dir(tmp.path(), "later", 5, FAST_SIM);
+    let toml = dir.join("later.toml");
+    let src = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        src.replace("[schedule]\n", "[schedule]\nstart_at = 2099-01-05T14:00:00Z\n"),
+    )
+    .unwrap();
+    let db = tmp.path().join("d.db");
+    let mut d = Daemon::start_with(&dir, &db, false, &["--log-format", "json"]);
+    d.wait_for("Outside every calling window", 1, Duration::from_secs(30));
+    // Give it several more ticks: the sleep is announced once, and nothing is dialled.
+    std::thread::sleep(Duration::from_secs(3));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(30)).success());
+    let lines: Vec<serde_json::Value> = d
+        .seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let sleeps: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Outside every calling window"))
+        })
+        .collect();
+    assert_eq!(sleeps.len(), 1, "announced once: {sleeps:?}");
+    assert_eq!(sleeps[0]["until"], "2099-01-05T14:00:00+00:00");
+    assert_eq!(sleeps[0]["campaign"], "later");
+    assert!(
+        !lines.iter().any(|l| l["message"] == "Dialing."),
+        "nothing dialled before the window"
+    );
+}

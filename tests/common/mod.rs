@@ -84,8 +84,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `dialerd run` on `dir` with the database `db`.
     pub fn start(dir: &Path, db: &Path, until_idle: bool) -> Daemon {
+        Daemon::start_with(dir, db, until_idle, &[])
+    }
+
+    /// Starts `dialerd [extra...] run` on `dir` with the database `db`.
+    pub fn start_with(dir: &Path, db: &Path, until_idle: bool, extra: &[&str]) -> Daemon {
         let mut cmd = bin();
-        cmd.args(["run", "--campaigns"]).arg(dir).arg("--database").arg(db);
+        cmd.args(extra)
+            .args(["run", "--campaigns"])
+            .arg(dir)
+            .arg("--database")
+            .arg(db);
         if until_idle {
             cmd.arg("--until-idle");
         }
