@@ -40,6 +40,8 @@ pub struct RunnerStatus {
 
 /// Longest sleep between checks when nothing else wakes the runner.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Pacing decides at least this often while calls may be placed.
+const DECIDE_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Runner {
     campaign: Campaign,
@@ -130,7 +132,9 @@ impl Runner {
                 continue;
             }
             // An event that freed no capacity changes nothing pacing could act on before the timer.
-            if !timer_fired && self.dialer.wanted(Utc::now()) == 0 && Instant::now() < wake {
+            // Asking the pacer has side effects (VICIdial's placement clock), so this check uses counts only.
+            let c = self.dialer.counts();
+            if !timer_fired && c.free() <= c.dialing && Instant::now() < wake {
                 continue;
             }
             wake = match self.tick().await {
@@ -436,6 +440,11 @@ impl Runner {
         if self.paused {
             return Ok(soon);
         }
+        // Pacing decides first, and again at least every second; no store query when it wants nothing.
+        let wanted = self.dialer.wanted(now);
+        if wanted == 0 {
+            return Ok(Instant::now() + DECIDE_EVERY);
+        }
         let max = self.campaign.rules.policy.retry.max_attempts;
         let zones = self.store.due_times_by_zone(&self.campaign.id, max).await?;
         let window = self.campaign.rules.window.clone();
@@ -449,22 +458,17 @@ impl Runner {
             .filter(|(_, tz, due)| *due <= now && window.is_open(now, *tz))
             .map(|(z, _, _)| z.clone())
             .collect();
-        let wanted = self.dialer.wanted(now);
-        if wanted > 0 && !open.is_empty() {
+        if !open.is_empty() {
             let due = self
                 .store
                 .due_contacts(&self.campaign.id, now, &open, max, wanted.saturating_mul(2))
                 .await?;
-            let dialed = self.dial_from(&due, wanted, now).await?;
-            if dialed > 0 || self.dialer.wanted(Utc::now()) == 0 {
+            if self.dial_from(&due, wanted, now).await? > 0 {
                 self.announced_sleep = None;
-                return Ok(Instant::now()
-                    + Duration::from_millis(1000 / u64::from(self.campaign.dialer.calls_per_second.max(1)))
-                        .min(MAX_SLEEP));
+                // The CPS limiter releases one dial per 1/cps seconds.
+                let period = Duration::from_secs(1) / self.campaign.dialer.calls_per_second.max(1);
+                return Ok(Instant::now() + period.min(DECIDE_EVERY));
             }
-        }
-        if wanted == 0 {
-            return Ok(soon);
         }
         // Nothing to dial now: sleep until the earliest zone is both due and inside its window.
         let next = parsed
