@@ -14,7 +14,17 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "crash-secret";
 
-fn start(dir: &std::path::Path, db: &std::path::Path, until_idle: bool) -> std::process::Child {
+/// A daemon process that is killed when dropped, so a failing assertion never leaves it running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, db: &std::path::Path, until_idle: bool) -> Running {
     let mut cmd = common::bin();
     cmd.args(["run", "--campaigns"]).arg(dir).arg("--database").arg(db);
     if until_idle {
@@ -31,6 +41,7 @@ fn start(dir: &std::path::Path, db: &std::path::Path, until_idle: bool) -> std::
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(Running)
         .unwrap()
 }
 
@@ -38,7 +49,9 @@ fn start(dir: &std::path::Path, db: &std::path::Path, until_idle: bool) -> std::
 async fn kill_with_1000_pending_then_restart_delivers_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(SECRET).await;
-    rx.shared.delay_ms.store(15, Ordering::SeqCst);
+    // A slow receiver (4 workers × 200 ms = 20 deliveries/s) lets the backlog pass 1,000 however
+    // fast this machine places the calls.
+    rx.shared.delay_ms.store(200, Ordering::SeqCst);
     let extra = format!(
         r#"
 [trunk.sim]
@@ -95,8 +108,8 @@ webhook_retry_count = 8
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     let pending_at_kill = store.unfinished_jobs().await.unwrap();
     let received_at_kill = rx.accepted().len();
     assert!(pending_at_kill >= 1_000, "{pending_at_kill}");
@@ -105,11 +118,10 @@ webhook_retry_count = 8
     let mut child = start(&dir, &db, true);
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             panic!("restarted daemon did not finish in 300 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
