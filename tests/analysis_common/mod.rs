@@ -17,6 +17,8 @@ pub struct Received {
     pub body: String,
     pub json: serde_json::Value,
     pub status: u16,
+    /// When the receiver got it (UTC).
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
@@ -71,6 +73,7 @@ async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
         json: serde_json::from_str(&text).unwrap_or_default(),
         body: text,
         status,
+        received_at: chrono::Utc::now(),
     });
     StatusCode::from_u16(status).unwrap()
 }
