@@ -11,21 +11,14 @@ mod analysis_common;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use analysis_common::Receiver;
-use serde_json::{Value, json};
+use analysis_common::{Receiver, chat};
+use serde_json::json;
 use std::process::Stdio;
 use std::time::Instant;
 use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 const SECRET: &str = "bench-secret";
-
-fn chat(content: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "model": "mock-model",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content.to_string()}}]
-    }))
-}
 
 /// A mock model that answers every stage validly.
 async fn llm_mock() -> MockServer {

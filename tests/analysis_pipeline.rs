@@ -6,7 +6,7 @@
 mod analysis_common;
 mod common;
 
-use analysis_common::Receiver;
+use analysis_common::{Receiver, chat};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -16,13 +16,6 @@ use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "pipeline-secret";
-
-fn chat(content: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "model": "mock-model",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content.to_string()}}]
-    }))
-}
 
 async fn llm_mock() -> MockServer {
     let s = MockServer::start().await;

@@ -147,3 +147,11 @@ pub fn assert_in_order(jobs: &[(i64, String, String)], received: &[Received]) {
         );
     }
 }
+
+/// An OpenAI-compatible chat-completions reply whose message content is `content` as JSON text.
+pub fn chat(content: serde_json::Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "mock-model",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content.to_string()}}]
+    }))
+}
