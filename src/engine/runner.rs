@@ -447,7 +447,7 @@ impl Runner {
         }
         let max = self.campaign.rules.policy.retry.max_attempts;
         let zones = self.store.due_times_by_zone(&self.campaign.id, max).await?;
-        let window = self.campaign.rules.window.clone();
+        let window = &self.campaign.rules.window;
         let parsed: Vec<(String, Tz, DateTime<Utc>)> = zones
             .into_iter()
             .map(|(z, due)| (z.parse().unwrap_or(self.campaign.contacts.default_timezone), z, due))
@@ -471,6 +471,7 @@ impl Runner {
             }
         }
         // Nothing to dial now: sleep until the earliest zone is both due and inside its window.
+        let window = &self.campaign.rules.window;
         let next = parsed
             .iter()
             .filter_map(|(_, tz, due)| window.next_open((*due).max(now), *tz))
@@ -519,12 +520,11 @@ impl Runner {
                 timezone: d.timezone.parse().unwrap_or(self.campaign.contacts.default_timezone),
             })
             .collect();
-        let mut keys = self.dialer.plan(now, &candidates, wanted);
-        // CPS budget: a planned dial without a token waits for the next tick.
-        let allowed = keys.iter().take_while(|_| self.limiter.check().is_ok()).count();
-        for key in keys.split_off(allowed) {
-            self.dialer.cancel(key);
-        }
+        // The CPS budget is taken before planning, as in the simulator, so the core only ever
+        // hears of dials that are placed.
+        let most = wanted.min(u32::try_from(candidates.len()).unwrap_or(u32::MAX));
+        let budget = (0..most).take_while(|_| self.limiter.check().is_ok()).count() as u32;
+        let keys = self.dialer.plan(now, &candidates, budget);
         let by_id: HashMap<ContactId, &DueContact> = due.iter().map(|d| (d.id, d)).collect();
         let claims: Vec<(AttemptKey, String)> = keys
             .iter()
