@@ -190,6 +190,10 @@ pub struct OutboxSettings {
     /// Longest retry delay.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// How long `run --until-idle` waits for the outbox to drain before exiting
+    /// (`DIALERD__OUTBOX__DRAIN_TIMEOUT`); jobs still pending then stay in the outbox for the next start.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for OutboxSettings {
@@ -199,6 +203,7 @@ impl Default for OutboxSettings {
             poll_interval: Duration::from_millis(100),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -38,6 +38,8 @@ fn start(dir: &std::path::Path, db: &std::path::Path, until_idle: bool) -> Runni
         .env("DIALERD__OUTBOX__POLL_INTERVAL", "20ms")
         .env("DIALERD__OUTBOX__BACKOFF_BASE", "100ms")
         .env("DIALERD__OUTBOX__BACKOFF_MAX", "1s")
+        // The restart must deliver the whole backlog before exiting, however slow this machine is.
+        .env("DIALERD__OUTBOX__DRAIN_TIMEOUT", "280s")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -26,6 +26,7 @@ async fn pipeline(dir: &std::path::Path) -> (Store, Arc<Pipeline>) {
         poll_interval: Duration::from_millis(20),
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_millis(400),
+        ..OutboxSettings::default()
     };
     let p = Pipeline::new(store.clone(), &settings).unwrap();
     (store, Arc::new(p))

@@ -97,6 +97,7 @@ fn start(dir: &std::path::Path, db: &std::path::Path, env: &[(&str, String)]) ->
         .env("DIALERD__POLL_INTERVAL", "200ms")
         .env("DIALERD__OUTBOX__POLL_INTERVAL", "20ms")
         .env("DIALERD__OUTBOX__BACKOFF_BASE", "50ms")
+        .env("DIALERD__OUTBOX__DRAIN_TIMEOUT", "150s")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {

@@ -29,16 +29,60 @@ pub struct CrmJob {
     pub contact: Value,
     /// Request timeout in milliseconds.
     pub timeout_ms: u64,
+    /// The campaign's webhook settings when they select `error_occurred`, sent if this job is dead-lettered.
+    #[serde(default)]
+    pub on_error: Option<WebhooksFile>,
 }
 
-/// HubSpot's call outcome GUID (`hs_call_disposition`) and `hs_call_status` for an outcome.
+/// HubSpot's default call outcomes, the internal GUID values of `hs_call_disposition`.
+///
+/// Source: HubSpot developer docs, "Calls" engagement API, property `hs_call_disposition`
+/// ("The default HubSpot outcome labels and their internal values are: ..."),
+/// <https://developers.hubspot.com/docs/guides/api/crm/engagements/calls> (checked 2026-11;
+/// the same list is on the reference page
+/// <https://developers.hubspot.com/docs/api-reference/legacy/crm/activities/calls/guide>).
+/// An account's custom outcomes have other GUIDs (`GET /calling/v1/dispositions`).
+pub mod hubspot_disposition {
+    /// "Busy".
+    pub const BUSY: &str = "9d9162e7-6cf3-4944-bf63-4dff82258764";
+    /// "Connected".
+    pub const CONNECTED: &str = "f240bbac-87c9-4f6e-bf70-924b57d47db7";
+    /// "Left live message".
+    pub const LEFT_LIVE_MESSAGE: &str = "a4c4c377-d246-4b32-a13b-75a56a4cd0ff";
+    /// "Left voicemail".
+    pub const LEFT_VOICEMAIL: &str = "b2cf5968-551e-4856-9783-52b3da59a7d0";
+    /// "No answer".
+    pub const NO_ANSWER: &str = "73a0d17f-1163-4015-bdd5-ec830791da20";
+    /// "Wrong number".
+    pub const WRONG_NUMBER: &str = "17b47fee-58de-441e-a44c-c6300d46f273";
+}
+
+/// `hs_call_status` values HubSpot documents for calls (same source as [`hubspot_disposition`]).
+pub const HUBSPOT_CALL_STATUSES: &[&str] = &[
+    "BUSY",
+    "CALLING_CRM_USER",
+    "CANCELED",
+    "COMPLETED",
+    "CONNECTING",
+    "FAILED",
+    "IN_PROGRESS",
+    "NO_ANSWER",
+    "QUEUED",
+    "RINGING",
+];
+
+/// HubSpot's call outcome GUID (`hs_call_disposition`, see [`hubspot_disposition`]) and
+/// `hs_call_status` for an attempt outcome. A `failed` call (the trunk could not place it) is
+/// logged as "Wrong number", the closest default outcome; machines, no answers and abandoned
+/// calls as "No answer".
 pub fn hubspot_outcome(outcome: &str) -> (&'static str, &'static str) {
+    use hubspot_disposition as d;
     match outcome {
-        "human" | "callback_requested" => ("f240bbac-87c9-4f6e-bf70-924b57d47db7", "COMPLETED"), // Connected
-        "voicemail_left" => ("b2cf5968-551e-4856-9783-52b3da59a7d0", "COMPLETED"),               // Left voicemail
-        "busy" => ("9d9162e7-6cf3-4944-bf63-4dff82258764", "BUSY"),
-        "failed" => ("17b47fee-58de-441e-a44c-c6300d46f273", "FAILED"), // Wrong number
-        _ => ("73a0d17f-1163-4015-bdd5-ec830791da20", "NO_ANSWER"),
+        "human" | "callback_requested" => (d::CONNECTED, "COMPLETED"),
+        "voicemail_left" => (d::LEFT_VOICEMAIL, "COMPLETED"),
+        "busy" => (d::BUSY, "BUSY"),
+        "failed" => (d::WRONG_NUMBER, "FAILED"),
+        _ => (d::NO_ANSWER, "NO_ANSWER"),
     }
 }
 
@@ -72,6 +116,7 @@ pub fn job(crm: &CrmFile, w: &WebhooksFile, rec: &CallRecord, a: &Value, now: Da
         contact: json!({"phone": rec.callee_number, "email": f.get("email"), "firstname": f.get("first_name"),
             "lastname": f.get("last_name"), "outcome": rec.outcome}),
         timeout_ms: w.timeout.as_millis() as u64,
+        on_error: w.wants("error_occurred").then(|| w.clone()),
     };
     NewJob {
         campaign_id: rec.campaign_id.clone(),
@@ -95,7 +140,7 @@ async fn hubspot_post(
     let token = p
         .hubspot_token
         .as_ref()
-        .ok_or_else(|| SinkError::Permanent("no HubSpot token configured (DIALERD__HUBSPOT_TOKEN)".into()))?;
+        .ok_or_else(|| SinkError::Unconfigured("no HubSpot token configured (DIALERD__HUBSPOT_TOKEN)".into()))?;
     let resp = p
         .http
         .post(url)
@@ -121,10 +166,9 @@ pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkEr
     let base = job.base_url.trim_end_matches('/');
     match job.provider {
         CrmProvider::Custom => {
-            let secret = p
-                .webhook_secret
-                .as_ref()
-                .ok_or_else(|| SinkError::Permanent("no webhook secret configured".into()))?;
+            let secret = p.webhook_secret.as_ref().ok_or_else(|| {
+                SinkError::Unconfigured("no webhook secret configured (DIALERD__WEBHOOK_SECRET)".into())
+            })?;
             let body = super::events::envelope(
                 "crm.sync",
                 id,
@@ -222,4 +266,47 @@ pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_documented_dispositions_and_statuses() {
+        use hubspot_disposition as d;
+        let documented = [
+            d::BUSY,
+            d::CONNECTED,
+            d::LEFT_LIVE_MESSAGE,
+            d::LEFT_VOICEMAIL,
+            d::NO_ANSWER,
+            d::WRONG_NUMBER,
+        ];
+        for o in [
+            "human",
+            "callback_requested",
+            "voicemail_left",
+            "busy",
+            "failed",
+            "no_answer",
+            "machine",
+            "abandoned",
+            "unknown",
+        ] {
+            let (guid, status) = hubspot_outcome(o);
+            assert!(documented.contains(&guid), "{o}: {guid}");
+            assert!(HUBSPOT_CALL_STATUSES.contains(&status), "{o}: {status}");
+        }
+        assert_eq!(hubspot_outcome("human"), (d::CONNECTED, "COMPLETED"));
+        assert_eq!(
+            hubspot_outcome("voicemail_left").0,
+            "b2cf5968-551e-4856-9783-52b3da59a7d0"
+        );
+        assert_eq!(hubspot_outcome("no_answer").0, "73a0d17f-1163-4015-bdd5-ec830791da20");
+        assert_eq!(
+            hubspot_outcome("busy"),
+            ("9d9162e7-6cf3-4944-bf63-4dff82258764", "BUSY")
+        );
+    }
 }

@@ -1,12 +1,12 @@
 //! Outbox jobs as the engine and the pipeline create them: webhook envelopes
 //! `{event, api_version, created_at, request_id, data}`, stable idempotency keys, per-call
-//! ordering keys, and the jobs written when a call rings, when it ends and when a campaign
-//! starts or completes.
+//! ordering keys, and the jobs written when a call rings, when it ends, when a campaign
+//! starts or completes, and when a CRM or follow-up job is dead-lettered.
 
 use super::record::{CallDetail, CallRecord, Role};
 use crate::campaign::analysis_file::{AnalysisConfig, WebhooksFile};
 use crate::core::AttemptKey;
-use crate::store::NewJob;
+use crate::store::{Job, NewJob};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -219,6 +219,48 @@ pub fn campaign_event(
         &format!("campaign:{campaign}"),
         event,
         &[],
+        data,
+        now,
+    )
+}
+
+/// What a dead-lettered `crm` or `follow_up` job's payload says about where its error goes.
+#[derive(Deserialize)]
+struct DeadLetterView {
+    #[serde(default)]
+    on_error: Option<WebhooksFile>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `error_occurred` for a `crm` or `follow_up` job that reached the dead state, when the
+/// campaign's `webhook_events` selected it (its payload then carries the webhook settings).
+/// The data names the call, the job kind, its event, attempts and error. The idempotency key
+/// derives from the dead job's key, so a replayed job that dies again sends nothing new.
+pub fn dead_letter(job: &Job, error: &str, now: DateTime<Utc>) -> Option<NewJob> {
+    if !matches!(job.kind.as_str(), "crm" | "follow_up") {
+        return None;
+    }
+    let view: DeadLetterView = serde_json::from_str(&job.payload).ok()?;
+    let w = view.on_error?;
+    let call_id = view
+        .call_id
+        .or_else(|| view.fields.get("call_id").and_then(|v| v.as_str()).map(str::to_string))?;
+    let data = serde_json::json!({
+        "call_id": call_id,
+        "error": {
+            "stage": job.kind, "job_kind": job.kind, "job_event": job.event, "job_id": job.id,
+            "job_key": job.idempotency_key, "attempts": job.attempts, "error": error,
+        },
+    });
+    webhook(
+        &w,
+        &job.campaign_id,
+        &call_order_key(&call_id),
+        "error_occurred",
+        &[&call_id, "dead", &job.idempotency_key],
         data,
         now,
     )

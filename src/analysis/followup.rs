@@ -37,6 +37,9 @@ pub struct FollowUpJob {
     pub call_id: String,
     /// Request timeout in milliseconds.
     pub timeout_ms: u64,
+    /// The campaign's webhook settings when they select `error_occurred`, sent if this job is dead-lettered.
+    #[serde(default)]
+    pub on_error: Option<WebhooksFile>,
 }
 
 /// The template variables of an analysed call: contact fields, then the built-ins.
@@ -121,6 +124,7 @@ pub fn jobs(
             body,
             call_id: rec.call_id.clone(),
             timeout_ms: w.timeout.as_millis() as u64,
+            on_error: w.wants("error_occurred").then(|| w.clone()),
         };
         let n = i.to_string();
         jobs.push(NewJob {
@@ -142,7 +146,7 @@ async fn email(p: &Pipeline, job: &FollowUpJob) -> Result<(), SinkError> {
     let host = s
         .host
         .as_deref()
-        .ok_or_else(|| SinkError::Permanent("no SMTP server configured ([smtp] host)".into()))?;
+        .ok_or_else(|| SinkError::Unconfigured("no SMTP server configured ([smtp] host)".into()))?;
     let perm = |what: &str, e: &dyn std::fmt::Display| SinkError::Permanent(format!("{what}: {e}"));
     let to = job.to.as_deref().unwrap_or_default();
     let msg = lettre::Message::builder()
@@ -183,10 +187,9 @@ pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkEr
         serde_json::from_str(payload).map_err(|e| SinkError::Permanent(format!("follow_up payload: {e}")))?;
     match job.kind {
         FollowUpKind::Webhook | FollowUpKind::Task => {
-            let secret = p
-                .webhook_secret
-                .as_ref()
-                .ok_or_else(|| SinkError::Permanent("no webhook secret configured".into()))?;
+            let secret = p.webhook_secret.as_ref().ok_or_else(|| {
+                SinkError::Unconfigured("no webhook secret configured (DIALERD__WEBHOOK_SECRET)".into())
+            })?;
             let event = if job.kind == FollowUpKind::Task {
                 "follow_up.task"
             } else {

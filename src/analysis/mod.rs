@@ -6,13 +6,15 @@
 //! deterministic stages ([`stages`]) and the language-model stages ([`llm`]), stores the result
 //! with where each field came from, and enqueues the deliveries: signed webhooks ([`webhook`]),
 //! CRM sync ([`crm`]) and follow-ups ([`followup`]). Every delivery carries a stable
-//! idempotency key, sent as `X-Webhook-Id`.
+//! idempotency key, sent as `X-Webhook-Id`. [`receiver`] is the operator's local receiver
+//! (`dialerd receive`) that verifies those signatures.
 
 pub mod crm;
 pub mod events;
 pub mod followup;
 pub mod llm;
 pub mod pipeline;
+pub mod receiver;
 pub mod record;
 pub mod stages;
 pub mod webhook;
@@ -31,9 +33,13 @@ pub enum SinkError {
     /// Worth retrying: timeouts, connection errors, 5xx, 408, 429, a busy database.
     #[error("{0}")]
     Retryable(String),
-    /// Retrying cannot help: other 4xx, a malformed job, missing configuration.
+    /// Retrying cannot help: other 4xx, a malformed job.
     #[error("{0}")]
     Permanent(String),
+    /// A secret, token or server this sink needs is not in settings: dead-lettered at once, like
+    /// `Permanent`, but the worker warns once per message rather than once per job.
+    #[error("{0}")]
+    Unconfigured(String),
 }
 
 impl From<crate::store::StoreError> for SinkError {

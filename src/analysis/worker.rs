@@ -2,12 +2,13 @@
 //! time), runs them, and records the result: done, retried after exponential backoff with
 //! jitter, or dead-lettered once its attempts are spent or the failure is permanent.
 
-use super::events::WebhookJob;
+use super::events::{self, WebhookJob};
 use super::{Pipeline, SinkError, crm, followup, pipeline, webhook};
 use crate::store::{DeliveryLog, Job, JobResult};
 use chrono::{TimeDelta, Utc};
 use rand::RngExt;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -55,6 +56,13 @@ impl OutboxPool {
         }
     }
 
+    /// Like [`OutboxPool::drain`], but waits at most `timeout`: true when the outbox drained (or
+    /// `stop` resolved) in time, false when it gave up. Jobs left are not touched: they stay in
+    /// the outbox and run at the next start.
+    pub async fn drain_within(&self, timeout: Duration, stop: impl std::future::Future<Output = ()>) -> bool {
+        tokio::time::timeout(timeout, self.drain(stop)).await.is_ok()
+    }
+
     /// Stops claiming, lets jobs in flight finish for up to 5 s, then returns.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -72,6 +80,7 @@ async fn run(p: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
     }
     let concurrency = p.outbox.concurrency.max(1) as usize;
     let mut set: JoinSet<()> = JoinSet::new();
+    let warned = Warned::default();
     loop {
         if *stop.borrow() {
             break;
@@ -83,7 +92,7 @@ async fn run(p: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     for job in jobs {
-                        set.spawn(run_one(Arc::clone(&p), job));
+                        set.spawn(run_one(Arc::clone(&p), job, Arc::clone(&warned)));
                     }
                 }
                 Err(e) => error!(error = %e, "Cannot claim outbox jobs."),
@@ -112,7 +121,10 @@ async fn run(p: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
     info!("Outbox workers stopped.");
 }
 
-async fn run_one(p: Arc<Pipeline>, job: Job) {
+/// Messages of [`SinkError::Unconfigured`] already logged at warn level by this pool.
+type Warned = Arc<Mutex<HashSet<String>>>;
+
+async fn run_one(p: Arc<Pipeline>, job: Job, warned: Warned) {
     let started = Instant::now();
     let started_at = Utc::now();
     let result = execute(&p, &job).await;
@@ -131,6 +143,7 @@ async fn run_one(p: Arc<Pipeline>, job: Job) {
         }
     }
     let now = Utc::now();
+    let mut follow_on = Vec::new();
     let outcome = match &result {
         Ok(_) if job.kind == "analyze" => return, // stored with its analysis
         Ok(_) => JobResult::Done,
@@ -143,12 +156,24 @@ async fn run_one(p: Arc<Pipeline>, job: Job) {
             }
         }
         Err(e) => {
-            warn!(job = job.id, kind = %job.kind, event = job.event.as_deref(), campaign = %job.campaign_id,
-                attempts = job.attempts, error = %e, "Job dead-lettered; `dialerd outbox retry` replays it.");
+            let first = match e {
+                // Missing settings fail every such job alike: say so once, not once per job.
+                SinkError::Unconfigured(m) => warned.lock().map(|mut w| w.insert(m.clone())).unwrap_or(true),
+                _ => true,
+            };
+            if first {
+                warn!(job = job.id, kind = %job.kind, event = job.event.as_deref(), campaign = %job.campaign_id,
+                    attempts = job.attempts, error = %e, "Job dead-lettered; `dialerd outbox retry` replays it.");
+            } else {
+                debug!(job = job.id, kind = %job.kind, event = job.event.as_deref(), campaign = %job.campaign_id,
+                    error = %e, "Job dead-lettered (missing setting, already reported).");
+            }
+            // A dead CRM sync or follow-up is reported as `error_occurred`, in the same transaction.
+            follow_on.extend(events::dead_letter(&job, &e.to_string(), now));
             JobResult::Dead { error: e.to_string() }
         }
     };
-    if let Err(e) = p.store.finish_job(job.id, &outcome, &[], now).await {
+    if let Err(e) = p.store.finish_job(job.id, &outcome, &follow_on, now).await {
         error!(job = job.id, error = %e, "Cannot record the job result; it runs again at next start.");
     }
 }
@@ -161,10 +186,9 @@ async fn execute(p: &Pipeline, job: &Job) -> Result<Option<u16>, SinkError> {
         "webhook" => {
             let w: WebhookJob = serde_json::from_str(&job.payload)
                 .map_err(|e| SinkError::Permanent(format!("webhook payload: {e}")))?;
-            let secret = p
-                .webhook_secret
-                .as_ref()
-                .ok_or_else(|| SinkError::Permanent("no webhook secret configured (DIALERD__WEBHOOK_SECRET)".into()))?;
+            let secret = p.webhook_secret.as_ref().ok_or_else(|| {
+                SinkError::Unconfigured("no webhook secret configured (DIALERD__WEBHOOK_SECRET)".into())
+            })?;
             let event = job.event.as_deref().unwrap_or("unknown");
             let status = webhook::post_signed(
                 &p.http,

@@ -81,13 +81,18 @@ async fn handle(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
 impl Receiver {
     /// Starts a receiver verifying signatures with `secret`.
     pub async fn start(secret: &str) -> Receiver {
+        Receiver::start_on(secret, "127.0.0.1:0").await
+    }
+
+    /// Starts a receiver verifying signatures with `secret` on `addr` (`127.0.0.1:PORT`).
+    pub async fn start_on(secret: &str, addr: &str) -> Receiver {
         let shared = Arc::new(Shared {
             secret: secret.as_bytes().to_vec(),
             fail_status: AtomicU64::new(503),
             ..Default::default()
         });
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { url, shared }
@@ -123,6 +128,12 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A loopback address nothing listens on (bound once to get a free port, then released).
+pub fn unused_loopback_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 /// Checks per-order-key order: for each key, jobs were first accepted in job-id order.

@@ -89,6 +89,12 @@ impl Daemon {
 
     /// Starts `dialerd [extra...] run` on `dir` with the database `db`.
     pub fn start_with(dir: &Path, db: &Path, until_idle: bool, extra: &[&str]) -> Daemon {
+        Daemon::start_env(dir, db, until_idle, extra, &[])
+    }
+
+    /// Starts `dialerd [extra...] run` on `dir` with the database `db` and extra environment
+    /// variables (set after the defaults below, so they can override them).
+    pub fn start_env(dir: &Path, db: &Path, until_idle: bool, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = bin();
         cmd.args(extra)
             .args(["run", "--campaigns"])
@@ -102,6 +108,7 @@ impl Daemon {
             .env("RUST_LOG", "info")
             .env("DIALERD__POLL_INTERVAL", "200ms")
             .env("DIALERD__SHUTDOWN_GRACE", "20s")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
