@@ -2,8 +2,10 @@
 //! (real SQLite files in temp dirs).
 
 use chrono::{DateTime, TimeZone, Utc};
+use dialerd::campaign::contact_zone::ZoneCounts;
 use dialerd::campaign::contacts::{
-    ContactSource, ContactsError, ImportStats, PhoneError, check_contacts, normalize_phone, parse_region, read_contacts,
+    ContactSource, ContactsError, ImportStats, PhoneError, check_contacts, check_contacts_summary, normalize_phone,
+    parse_region, read_contacts,
 };
 use dialerd::campaign::file::ContactsFile;
 use dialerd::store::{ImportOutcome, Store};
@@ -97,7 +99,8 @@ async fn customers_10000_counts_match_libphonenumber() {
         return;
     };
     let src = source(&path, columns("Phone 1", &["Phone 2"]));
-    let (stats, rejects) = check_contacts(&src).unwrap();
+    let (summary, rejects) = check_contacts_summary(&src).unwrap();
+    let stats = summary.stats;
     assert_eq!(stats.rows, 10_000);
     assert_eq!(stats.accepted + stats.rejected + stats.duplicates, stats.rows);
     // Python phonenumbers 9.0.43 (region US, "Phone 1") finds 2908 valid, all distinct. The
@@ -112,6 +115,19 @@ async fn customers_10000_counts_match_libphonenumber() {
         alternate_phones_dropped: 2058,
     };
     assert_eq!(stats, expected);
+    // No timezone column, and every accepted number is NANP: each gets its area code's zones.
+    // As phonenumbers 9.0.43's time_zones_for_geographical_number gives them for the same rows:
+    // 2649 get one zone and 54 two (Idaho, Nevada, Alaska, ...). The 196 whose area code has no
+    // zone of its own (5xx personal, 600/622/633 Canadian non-geographic, 8xx toll-free, 900), for
+    // which libphonenumber gives every NANP zone from Guam to Adak, get `default_timezone`.
+    assert_eq!(
+        summary.zones,
+        ZoneCounts {
+            column: 0,
+            number: 2703,
+            default: 196
+        }
+    );
     assert_eq!(rejects.len() as u64, stats.rejected);
     assert_eq!(rejects[0].line, 2);
     assert_eq!(
@@ -134,6 +150,29 @@ async fn customers_10000_counts_match_libphonenumber() {
         .await
         .unwrap();
     assert_eq!(n, 2899);
+    let zones: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT LENGTH(timezone) - LENGTH(REPLACE(timezone, '&', '')) + 1 AS k, COUNT(*) FROM contacts \
+         GROUP BY k ORDER BY k",
+    )
+    .fetch_all(&pool(dir.path()).await)
+    .await
+    .unwrap();
+    // 2649 by area code plus 196 on the default zone have one; 54 have two.
+    assert_eq!(zones, [(1, 2845), (2, 54)]);
+    for (e164, zones) in [
+        ("+14809241413", "America/Phoenix"),                   // line 73, (480)
+        ("+18084060457", "Pacific/Honolulu"),                  // line 733
+        ("+19078270439", "America/Adak&America/Anchorage"),    // line 1619
+        ("+17753418738", "America/Boise&America/Los_Angeles"), // line 24, Nevada's 775 by exchange
+        ("+12424673590", "America/Nassau"),                    // line 2948, a Bahamas mobile
+    ] {
+        let got: String = sqlx::query_scalar("SELECT timezone FROM contacts WHERE phone_e164 = ?")
+            .bind(e164)
+            .fetch_one(&pool(dir.path()).await)
+            .await
+            .unwrap();
+        assert_eq!(got, zones, "{e164}");
+    }
     let stored = store.import_rejects("c1", 3).await.unwrap();
     assert_eq!(stored, rejects[..3].to_vec());
     let last = store.last_import("c1").await.unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! `dialerd check`: validate a campaign file and read its contact list, touching no database.
 
-use super::contacts::{ImportStats, Reject, check_contacts};
+use super::contact_zone::ZoneCounts;
+use super::contacts::{ReadSummary, Reject, check_contacts_summary};
 use super::validate::load_campaign;
 use serde::Serialize;
 use std::fmt::Write;
@@ -20,6 +21,11 @@ pub struct ContactsReport {
     pub rejected: u64,
     /// Rows merged into an earlier row with the same number.
     pub duplicates: u64,
+    /// Accepted contacts by where their zone came from: the timezone column, the number, or
+    /// the campaign's default.
+    pub zones: ZoneCounts,
+    /// The campaign's `default_timezone`.
+    pub default_timezone: String,
     /// The first rejected rows.
     pub rejects: Vec<RejectLine>,
 }
@@ -61,22 +67,29 @@ pub fn check_file(path: &Path) -> CheckReport {
             return report;
         }
     };
-    match check_contacts(&campaign.contacts) {
-        Ok((stats, rejects)) => {
+    match check_contacts_summary(&campaign.contacts) {
+        Ok((summary, rejects)) => {
             report.valid = true;
-            report.contacts = Some(contacts_report(&stats, &rejects));
+            report.contacts = Some(contacts_report(
+                &summary,
+                &rejects,
+                campaign.contacts.default_timezone.name(),
+            ));
         }
         Err(e) => report.errors.push(e.to_string()),
     }
     report
 }
 
-fn contacts_report(s: &ImportStats, rejects: &[Reject]) -> ContactsReport {
+fn contacts_report(summary: &ReadSummary, rejects: &[Reject], default_timezone: &str) -> ContactsReport {
+    let s = &summary.stats;
     ContactsReport {
         rows: s.rows,
         accepted: s.accepted,
         rejected: s.rejected,
         duplicates: s.duplicates,
+        zones: summary.zones,
+        default_timezone: default_timezone.to_string(),
         rejects: rejects
             .iter()
             .take(REJECTS_SHOWN)
@@ -102,6 +115,11 @@ impl CheckReport {
                 "  contacts: {} rows, {} accepted, {} rejected, {} duplicates merged",
                 c.rows, c.accepted, c.rejected, c.duplicates
             );
+            let _ = writeln!(
+                out,
+                "  time zones: {} from the timezone column, {} from the number, {} from default_timezone ({})",
+                c.zones.column, c.zones.number, c.zones.default, c.default_timezone
+            );
             for r in &c.rejects {
                 let _ = writeln!(out, "  rejected line {}: {}", r.line, r.reason);
             }
@@ -114,5 +132,44 @@ impl CheckReport {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_shows_where_zones_came_from() {
+        let report = CheckReport {
+            file: "c.toml".into(),
+            valid: true,
+            errors: Vec::new(),
+            contacts: Some(ContactsReport {
+                rows: 5,
+                accepted: 4,
+                rejected: 0,
+                duplicates: 1,
+                zones: ZoneCounts {
+                    column: 1,
+                    number: 2,
+                    default: 1,
+                },
+                default_timezone: "America/New_York".into(),
+                rejects: Vec::new(),
+            }),
+        };
+        let text = report.text();
+        assert!(
+            text.contains(
+                "  time zones: 1 from the timezone column, 2 from the number, 1 from default_timezone (America/New_York)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["contacts"]["zones"],
+            serde_json::json!({"column": 1, "number": 2, "default": 1})
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! Reading a contact CSV: header mapping, E.164 normalisation with `phonenumber`, per-row
-//! validation with a reject reason each, and merging of rows that share a number.
+//! validation with a reject reason each, the contact's zones (see [`super::contact_zone`]), and
+//! merging of rows that share a number.
 //!
 //! Pure: no database. The file is streamed; rows, merges and rejects come out in batches of
-//! about [`BATCH_ROWS`] so that a million-row file is never held in memory whole (only a set of
-//! the numbers seen so far is kept).
+//! about [`BATCH_ROWS`] so that a million-row file is never held in memory whole (only the
+//! numbers seen so far are kept, each with where its zone came from).
 
+use super::contact_zone::{ZoneCounts, ZoneSource, is_given, merge_takes, row_zone};
 use super::file::ContactsFile;
+use super::phone::{normalized, parse_valid};
 use chrono_tz::Tz;
 use csv::{ByteRecord, StringRecord};
 use phonenumber::country::Id;
@@ -17,6 +20,8 @@ use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+
+pub use super::phone::{NormalizedPhone, PhoneError, normalize_phone, parse_region};
 
 /// Rows (new rows + merges + rejects) per batch handed to the consumer.
 pub const BATCH_ROWS: usize = 10_000;
@@ -30,7 +35,7 @@ pub struct ContactSource {
     pub columns: ContactsFile,
     /// Region used to read numbers written without `+country` (national formats, IDD).
     pub default_region: Id,
-    /// Zone given to rows whose timezone column is absent or empty.
+    /// Zone given to rows whose timezone column is absent or empty and whose number has no zone.
     pub default_timezone: Tz,
 }
 
@@ -51,7 +56,8 @@ pub struct ContactRow {
     pub last_name: Option<String>,
     /// Email, trimmed; `None` when empty or unmapped.
     pub email: Option<String>,
-    /// IANA zone: the row's own, else the campaign's default.
+    /// IANA zones: the row's own zone, else the zones of its number joined by `&`
+    /// ([`crate::core::zones::format_zone_list`]), else the campaign's default.
     pub timezone: String,
     /// Unmapped columns, keyed by header name as written (trimmed), values trimmed.
     pub custom_fields: BTreeMap<String, String>,
@@ -60,7 +66,8 @@ pub struct ContactRow {
 impl ContactRow {
     /// Merges a later row with the same number into this one: this row's non-empty fields win,
     /// empty ones are filled from `other`, alternate phones are unioned (order kept, the primary
-    /// number excluded). A timezone equal to `default_timezone` counts as empty.
+    /// number excluded). A timezone that is only a fallback (equal to `default_timezone`, or the
+    /// zones derived from the number) counts as empty, so a later row's own zone replaces it.
     pub fn merge_from(&mut self, other: ContactRow, default_timezone: &str) {
         fn fill(a: &mut Option<String>, b: Option<String>) {
             if a.is_none() {
@@ -71,7 +78,7 @@ impl ContactRow {
         fill(&mut self.first_name, other.first_name);
         fill(&mut self.last_name, other.last_name);
         fill(&mut self.email, other.email);
-        if self.timezone == default_timezone && other.timezone != default_timezone {
+        if merge_takes(&self.timezone, &other.timezone, &self.phone_e164, default_timezone) {
             self.timezone = other.timezone;
         }
         for alt in other.alternate_phones {
@@ -137,6 +144,8 @@ pub struct ReadSummary {
     pub stats: ImportStats,
     /// SHA-256 (lower-case hex) of the bytes read, i.e. of the file as imported.
     pub sha256: String,
+    /// Accepted contacts by where their zone came from.
+    pub zones: ZoneCounts,
 }
 
 /// File-level errors: the list cannot be read at all. Row problems are [`Reject`]s instead.
@@ -176,69 +185,6 @@ pub enum ContactsError {
         /// The contact file.
         path: PathBuf,
     },
-}
-
-/// Reads an ISO 3166 region code (`US`, `gb`, surrounding spaces ignored).
-pub fn parse_region(s: &str) -> Option<Id> {
-    s.trim().to_ascii_uppercase().parse().ok()
-}
-
-/// A number read by [`normalize_phone`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalizedPhone {
-    /// E.164 form, without the extension.
-    pub e164: String,
-    /// The extension, when the text had one.
-    pub extension: Option<String>,
-}
-
-/// Why a phone cell is not a usable number; displayed after the column name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PhoneError {
-    /// The cell is empty (or only spaces).
-    #[error("empty")]
-    Empty,
-    /// libphonenumber found no number in the text.
-    #[error("cannot parse \"{text}\" ({reason})")]
-    Unparsable {
-        /// The cell, trimmed.
-        text: String,
-        /// The parser's error.
-        reason: String,
-    },
-    /// Parsed, but not a valid number under the metadata.
-    #[error("invalid number \"{text}\" for region {region}")]
-    Invalid {
-        /// The cell, trimmed.
-        text: String,
-        /// The default region the text was read for.
-        region: String,
-    },
-}
-
-/// Reads `text` exactly as libphonenumber does for `region` (`parse` then `is_valid`) and
-/// returns its E.164 form and extension.
-///
-/// Errors: [`PhoneError`] when empty, unparsable or not a valid number.
-pub fn normalize_phone(text: &str, region: Id) -> Result<NormalizedPhone, PhoneError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(PhoneError::Empty);
-    }
-    let number = phonenumber::parse(Some(region), text).map_err(|e| PhoneError::Unparsable {
-        text: text.to_string(),
-        reason: e.to_string(),
-    })?;
-    if !phonenumber::is_valid(&number) {
-        return Err(PhoneError::Invalid {
-            text: text.to_string(),
-            region: region.as_ref().to_string(),
-        });
-    }
-    Ok(NormalizedPhone {
-        e164: format!("+{}{}", number.code().value(), number.national()),
-        extension: number.extension().map(|e| e.to_string()),
-    })
 }
 
 /// SHA-256 (lower-case hex) of the file at `path`, read in a stream.
@@ -330,9 +276,9 @@ where
             }
         };
         match result {
-            Ok((row, dropped)) => {
+            Ok((row, dropped, source)) => {
                 stats.alternate_phones_dropped += dropped;
-                if dedupe.add(row, &mut batch, default_tz) {
+                if dedupe.add(row, source, &mut batch, default_tz) {
                     stats.accepted += 1;
                 } else {
                     stats.duplicates += 1;
@@ -354,19 +300,32 @@ where
         return Err(ContactsError::Stopped { path: path.clone() });
     }
     let sha256 = hex(&rdr.into_inner().hasher.finalize());
-    Ok(ReadSummary { stats, sha256 })
+    let zones = dedupe.zones;
+    if zones.default > 0 {
+        tracing::info!(file = %path.display(), contacts = zones.default, default_timezone = default_tz,
+            from_column = zones.column, from_number = zones.number,
+            "Contacts whose row and number give no time zone use the campaign's default_timezone.");
+    }
+    Ok(ReadSummary { stats, sha256, zones })
 }
 
 /// Convenience for `dialerd check`: reads and counts without a database, keeping the rejects.
 ///
 /// Errors: as [`read_contacts`].
 pub fn check_contacts(src: &ContactSource) -> Result<(ImportStats, Vec<Reject>), ContactsError> {
+    check_contacts_summary(src).map(|(summary, rejects)| (summary.stats, rejects))
+}
+
+/// [`check_contacts`] with the whole [`ReadSummary`] (zone sources, SHA-256).
+///
+/// Errors: as [`read_contacts`].
+pub fn check_contacts_summary(src: &ContactSource) -> Result<(ReadSummary, Vec<Reject>), ContactsError> {
     let mut rejects = Vec::new();
     let summary = read_contacts(src, BATCH_ROWS, |b| {
         rejects.extend(b.rejects);
         ControlFlow::Continue(())
     })?;
-    Ok((summary.stats, rejects))
+    Ok((summary, rejects))
 }
 
 /// The 1-based line where `record` starts. `after` is the reader's line once the record was
@@ -503,23 +462,21 @@ impl ColumnMap {
         })
     }
 
-    /// Validates one record; on success returns the row and how many alternates were dropped.
-    fn row(&self, rec: &StringRecord, line: u64, region: Id, default_tz: &str) -> Result<(ContactRow, u64), String> {
+    /// Validates one record; on success returns the row, how many alternates were dropped, and
+    /// where its zone came from.
+    fn row(
+        &self,
+        rec: &StringRecord,
+        line: u64,
+        region: Id,
+        default_tz: &str,
+    ) -> Result<(ContactRow, u64, ZoneSource), String> {
         let cell = |c: &Col| rec.get(c.idx).unwrap_or("").trim();
         let opt = |c: &Option<Col>| c.as_ref().map(cell).filter(|s| !s.is_empty()).map(str::to_string);
-        let phone = normalize_phone(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
-        let timezone = match self.timezone.as_ref().map(cell).filter(|s| !s.is_empty()) {
-            None => default_tz.to_string(),
-            Some(t) => match t.parse::<Tz>() {
-                Ok(tz) => tz.name().to_string(),
-                Err(_) => {
-                    return Err(format!(
-                        "{}: unknown zone \"{t}\"",
-                        self.timezone.as_ref().map_or("timezone", |c| &c.label)
-                    ));
-                }
-            },
-        };
+        let number = parse_valid(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
+        let phone = normalized(&number);
+        let tz_label = self.timezone.as_ref().map_or("timezone", |c| &c.label);
+        let (timezone, source) = row_zone(self.timezone.as_ref().map(cell), tz_label, &number, default_tz)?;
         let mut dropped = 0;
         let mut alternate_phones = Vec::new();
         for alt in &self.alternates {
@@ -550,37 +507,51 @@ impl ColumnMap {
             timezone,
             custom_fields,
         };
-        Ok((row, dropped))
+        Ok((row, dropped, source))
     }
 }
 
-/// Tracks numbers seen so far and where the first row of each currently is.
+/// Tracks numbers seen so far, where the first row of each currently is, and where the zone of
+/// each contact comes from.
 #[derive(Default)]
 struct Dedupe {
-    /// Every number seen (compact key).
-    seen: HashSet<u128>,
+    /// Every number seen (compact key) → where its contact's zone comes from.
+    seen: HashMap<u64, ZoneSource>,
     /// Number → index in the current batch's `rows`.
-    pending: HashMap<u128, usize>,
+    pending: HashMap<u64, usize>,
     /// Number → index in the current batch's `merges`.
-    merging: HashMap<u128, usize>,
+    merging: HashMap<u64, usize>,
+    /// Accepted contacts by zone source, kept up to date as duplicates merge.
+    zones: ZoneCounts,
 }
 
 impl Dedupe {
-    /// Adds a valid row; returns true when its number is new.
-    fn add(&mut self, row: ContactRow, batch: &mut Batch, default_tz: &str) -> bool {
+    /// Adds a valid row whose zone came from `source`; returns true when its number is new.
+    fn add(&mut self, row: ContactRow, source: ZoneSource, batch: &mut Batch, default_tz: &str) -> bool {
         let k = key(&row.phone_e164);
+        let Some(current) = self.seen.get_mut(&k) else {
+            self.seen.insert(k, source);
+            self.zones.add(source);
+            self.pending.insert(k, batch.rows.len());
+            batch.rows.push(row);
+            return true;
+        };
+        // A duplicate's own zone replaces a fallback one (see `ContactRow::merge_from`); the
+        // merge happens here or in the store, to the same effect.
+        if source == ZoneSource::Column
+            && *current != ZoneSource::Column
+            && is_given(&row.timezone, &row.phone_e164, default_tz)
+        {
+            self.zones.moved(*current, ZoneSource::Column);
+            *current = ZoneSource::Column;
+        }
         if let Some(&i) = self.pending.get(&k) {
             batch.rows[i].merge_from(row, default_tz);
         } else if let Some(&i) = self.merging.get(&k) {
             batch.merges[i].merge_from(row, default_tz);
-        } else if self.seen.contains(&k) {
+        } else {
             self.merging.insert(k, batch.merges.len());
             batch.merges.push(row);
-        } else {
-            self.seen.insert(k);
-            self.pending.insert(k, batch.rows.len());
-            batch.rows.push(row);
-            return true;
         }
         false
     }
@@ -592,15 +563,18 @@ impl Dedupe {
     }
 }
 
-/// A compact key for an E.164 string: its digits as a number (at most 20 digits fit in u128).
-/// Anything else (never produced by the formatter) is hashed into a disjoint range.
-fn key(e164: &str) -> u128 {
-    match e164.strip_prefix('+').and_then(|d| d.parse::<u128>().ok()) {
-        Some(k) if e164.len() <= 21 => k,
+/// A compact key for an E.164 string: its digits as a number (E.164 has at most 15; up to 18
+/// fit below 2^63). Anything else (never produced by the formatter) is hashed into the upper
+/// half, a disjoint range.
+fn key(e164: &str) -> u64 {
+    match e164.strip_prefix('+') {
+        Some(d) if !d.is_empty() && d.len() <= 18 && d.bytes().all(|b| b.is_ascii_digit()) => {
+            d.parse::<u64>().unwrap_or_default()
+        }
         _ => {
             let mut h = DefaultHasher::new();
             e164.hash(&mut h);
-            (1u128 << 127) | u128::from(h.finish())
+            (1u64 << 63) | h.finish()
         }
     }
 }
