@@ -215,3 +215,56 @@ fn the_shipped_example_is_valid() {
     let c = dialerd::campaign::load_campaign(&dir).unwrap();
     assert_eq!(c.id, "example");
 }
+
+#[test]
+fn ring_timeout_below_fifteen_seconds_is_refused_with_the_rule() {
+    let e = one_error(&GOOD.replace("ring_timeout = \"25s\"", "ring_timeout = \"10s\""));
+    assert_eq!(e.key.as_deref(), Some("dialer.ring_timeout"));
+    assert_eq!(e.line, Some(19), "{e}");
+    assert!(e.reason.contains("16 CFR 310.4(b)(4)(ii)"), "{e}");
+}
+
+#[test]
+fn predictive_without_a_safe_harbor_message_is_refused() {
+    let predictive = GOOD.replace("mode = \"progressive\"", "mode = \"predictive\"");
+    let e = one_error(&predictive);
+    assert_eq!(e.key.as_deref(), Some("compliance.safe_harbor_message"));
+    assert!(e.reason.contains("310.4(b)(4)(iii)"), "{e}");
+    let with = predictive.replace(
+        "[trunk]",
+        "[compliance]\nsafe_harbor_message = \"Acme here; we will call back. Call +1 415 555 0100.\"\n\n[trunk]",
+    );
+    assert!(errors(&with).is_empty(), "{:?}", errors(&with));
+    let no_number = predictive.replace(
+        "[trunk]",
+        "[compliance]\nsafe_harbor_message = \"Acme here; we will call back.\"\n\n[trunk]",
+    );
+    assert!(one_error(&no_number).reason.contains("callback number"));
+}
+
+#[test]
+fn compliance_settings_are_checked() {
+    let with = |extra: &str| GOOD.replace("[trunk]", &format!("[compliance]\n{extra}\n\n[trunk]"));
+    let c = parse_campaign(
+        Path::new("campaigns/spring.toml"),
+        &with("holidays = [\"2026-12-24\", \"2026-12-25\"]\nabandon_policy = \"uk_ofcom\"\nmax_attempts_per_day = 2\nmin_gap = \"4h\""),
+    )
+    .unwrap();
+    assert_eq!(c.rules.window.holidays().len(), 2);
+    assert_eq!(c.rules.cap.policy, dialerd::core::AbandonPolicy::UkOfcom);
+    assert_eq!(c.rules.limits.max_per_day, Some(2));
+    assert_eq!(c.rules.limits.min_gap, Some(chrono::TimeDelta::hours(4)));
+    // Progressive cannot abandon: no 72-hour hold.
+    assert_eq!(c.rules.limits.abandon_hold, None);
+    let cases: &[(&str, &str)] = &[
+        ("holidays = [\"2026-12-24\", \"Christmas\"]", "compliance.holidays[1]"),
+        ("abandon_policy = \"eu\"", "compliance.abandon_policy"),
+        ("abandon_cap = 0.05", "compliance.abandon_cap"),
+        ("max_attempts_per_day = 0", "compliance.max_attempts_per_day"),
+        ("amd_false_positive_rate = 0.04", "compliance.amd_false_positive_rate"),
+    ];
+    for (extra, key) in cases {
+        let e = one_error(&with(extra));
+        assert_eq!(e.key.as_deref(), Some(*key), "{extra}: {e}");
+    }
+}

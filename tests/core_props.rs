@@ -5,8 +5,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use dialerd::core::{
-    AnswerKind, AttemptKey, CallEvent, CallbackPolicy, CallingWindow, Candidate, ContactStatus, Decision, Dialer,
-    EndReason, LegalHours, PacingConfig, Policy, Priors, RetryPolicy, Rules, VoicemailAction,
+    AbandonCap, AnswerKind, AttemptKey, AttemptLimits, CallEvent, CallbackPolicy, CallingWindow, Candidate,
+    ContactStatus, Decision, Dialer, EndReason, LegalHours, PacingConfig, Policy, Priors, RetryPolicy, Rules,
+    VoicemailAction,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -53,6 +54,8 @@ fn rules(slots: u32, max_attempts: u32, windows: Vec<String>, voicemail: Voicema
             },
         },
         window: CallingWindow::new(&windows, LegalHours::DEFAULT, None, None).unwrap(),
+        cap: AbandonCap::DEFAULT,
+        limits: AttemptLimits::default(),
     }
 }
 
@@ -103,9 +106,8 @@ proptest! {
         let mut dialer = Dialer::new(r);
         let mut now: DateTime<Utc> = Utc.timestamp_opt(start, 0).unwrap();
         // The store model: contact id -> candidate.
-        let mut store: BTreeMap<i64, Candidate> = contacts.iter().enumerate().map(|(i, &z)| (i as i64, Candidate {
-            contact: i as i64, attempts: 0, status: ContactStatus::Pending, next_attempt_at: now, timezone: ZONES[z],
-        })).collect();
+        let mut store: BTreeMap<i64, Candidate> = contacts.iter().enumerate().map(|(i, &z)| (i as i64,
+            Candidate::new(i as i64, 0, ContactStatus::Pending, now, vec![ZONES[z]]))).collect();
         let mut live: Vec<AttemptKey> = Vec::new();
         for s in steps {
             match s {
@@ -118,7 +120,7 @@ proptest! {
                     let mut seen = HashSet::new();
                     for k in &keys {
                         let c = store.get_mut(&k.contact).unwrap();
-                        prop_assert!(window.is_open(now, c.timezone), "dial outside window at {} in {}", now, c.timezone);
+                        prop_assert!(window.is_open_all(now, &c.zones), "dial outside window at {} in {:?}", now, c.zones);
                         prop_assert!(c.attempts < max_attempts, "dial past max_attempts");
                         prop_assert!(c.status.is_dialable() && c.next_attempt_at <= now);
                         prop_assert!(seen.insert(k.contact), "contact planned twice in one plan");

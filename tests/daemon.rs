@@ -15,7 +15,8 @@ const FAST_SIM: &str = "[trunk.sim]\nseed = 3\ntime_scale = 0.01\n";
 /// `max_attempts`, every attempt closed, and no two attempts of a contact overlapping in time.
 fn check_invariants(rows: &[Row], max_attempts: u32) {
     let mut by_contact: BTreeMap<i64, Vec<&Row>> = BTreeMap::new();
-    for r in rows {
+    // Attempt 0 rows are contacts never dialled (DNC); they have no attempt to check.
+    for r in rows.iter().filter(|r| r.attempt > 0) {
         by_contact.entry(r.contact_id).or_default().push(r);
     }
     for (contact, attempts) in by_contact {
@@ -52,18 +53,25 @@ fn contacts_by_status(status: &serde_json::Value, campaign: &str) -> BTreeMap<St
 #[test]
 fn runs_to_completion_and_logs_every_transition() {
     let tmp = tempfile::tempdir().unwrap();
-    // Predictive pacing in the real daemon: mode and safe-harbor message go in [dialer].
+    // Predictive pacing in the real daemon: the mode goes in [dialer], the safe-harbor message in [compliance].
     let dir = campaign_dir(tmp.path(), "small", 60, FAST_SIM);
     let toml = dir.join("small.toml");
-    let predictive = std::fs::read_to_string(&toml).unwrap().replace(
-        "[dialer]\n",
-        "[dialer]\nmode = \"predictive\"\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
-    );
+    let predictive = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("[dialer]\n", "[dialer]\nmode = \"predictive\"\n")
+        .replace(
+            "[compliance]\n",
+            "[compliance]\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
+        );
     std::fs::write(&toml, predictive).unwrap();
     let db = tmp.path().join("d.db");
     let mut d = Daemon::start(&dir, &db, true);
     assert!(d.wait_exit(Duration::from_secs(120)).success());
     let log = d.seen.join("\n");
+    assert!(
+        !log.contains("later than 2 s"),
+        "a safe-harbor message started late:\n{log}"
+    );
     let rows = export(&db, "small");
     check_invariants(&rows, 3);
     let dialing = d.seen.iter().filter(|l| l.contains("Dialing.")).count();
@@ -78,7 +86,9 @@ fn runs_to_completion_and_logs_every_transition() {
     let by_status = contacts_by_status(&status(&db), "small");
     assert_eq!(by_status.values().sum::<u64>(), 60);
     assert!(
-        by_status.keys().all(|k| k == "done" || k == "exhausted"),
+        by_status
+            .keys()
+            .all(|k| ["done", "exhausted", "dnc"].contains(&k.as_str())),
         "{by_status:?}\n{log}"
     );
     // Status shows the pacing the runner published and the measured abandonment.
@@ -125,7 +135,9 @@ fn kill_9_mid_campaign_then_restart_keeps_invariants() {
     let by_status = contacts_by_status(&status(&db), "crash");
     assert_eq!(by_status.values().sum::<u64>(), 150);
     assert!(
-        by_status.keys().all(|k| k == "done" || k == "exhausted"),
+        by_status
+            .keys()
+            .all(|k| ["done", "exhausted", "dnc"].contains(&k.as_str())),
         "{by_status:?}"
     );
 }

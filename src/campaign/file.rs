@@ -141,9 +141,6 @@ pub struct DialerFile {
     /// VICIdial `adaptive_intensity`, −100..100 (default 0), for `vicidial_adaptive`.
     #[serde(default)]
     pub vicidial_intensity: f64,
-    /// Played within 2 s of answer when a person answers and no slot is free; required when the
-    /// mode can abandon. Must name the caller and give a callback number.
-    pub safe_harbor_message: Option<String>,
 }
 
 impl Default for DialerFile {
@@ -157,7 +154,6 @@ impl Default for DialerFile {
             max_dial_ratio: default_max_dial_ratio(),
             ratio: default_ratio(),
             vicidial_intensity: 0.0,
-            safe_harbor_message: None,
         }
     }
 }
@@ -291,6 +287,28 @@ pub struct ComplianceFile {
     /// Legal calling hours in the contact's local time, `"HH:MM-HH:MM"`, default `08:00-21:00`.
     /// It may only narrow the default, except on the sim trunk, which places no real call.
     pub legal_hours: Option<String>,
+    /// Local dates (`YYYY-MM-DD`, in the contact's zone) on which nobody is dialled.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// Which abandonment measure applies: `us_tsr` (30 days), `uk_ofcom` (24 hours, AMD false
+    /// positives count) or `both` (default).
+    pub abandon_policy: Option<String>,
+    /// The abandonment cap in 0..1, at most 0.03 (default 0.03).
+    pub abandon_cap: Option<f64>,
+    /// The AMD false-positive rate in 0..1 that Ofcom's measure adds as abandoned calls. Required
+    /// under `uk_ofcom`/`both` on a real trunk; the sim trunk defaults to its own `amd_false_positive`.
+    pub amd_false_positive_rate: Option<f64>,
+    /// Attempts allowed per contact in one local day (unset: no daily limit).
+    pub max_attempts_per_day: Option<u32>,
+    /// Least time between two attempts to one contact (humantime, e.g. `"4h"`).
+    #[serde(default, with = "humantime_serde")]
+    pub min_gap: Option<Duration>,
+    /// A do-not-call CSV for this campaign only, relative to the campaign file.
+    pub dnc_list: Option<String>,
+    /// Played within 2 s of answer when a person answers and no agent slot is free; required when
+    /// the mode can abandon. It must name the caller and give a callback number
+    /// (FTC TSR 16 CFR 310.4(b)(4)(iii)).
+    pub safe_harbor_message: Option<String>,
 }
 
 /// Trunk kinds accepted in `[trunk] kind`.

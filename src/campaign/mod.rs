@@ -3,8 +3,11 @@
 
 pub mod analysis_file;
 pub mod check;
+pub mod contact_zone;
 pub mod contacts;
+pub mod dnc;
 pub mod file;
+pub mod phone;
 pub mod validate;
 pub mod watch;
 

@@ -3,11 +3,12 @@
 
 use super::contacts::{ContactSource, parse_region};
 use super::file::{CampaignFile, ModeFile, SimFile, TrunkKindFile, VoicemailActionFile, toml_datetime_utc};
+use crate::core::compliance::ABANDON_HOLD;
 use crate::core::{
-    CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode, Policy, Priors, RetryPolicy, Rules,
-    VoicemailAction,
+    AbandonCap, AbandonPolicy, AttemptLimits, CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode,
+    Policy, Priors, RetryPolicy, Rules, VoicemailAction,
 };
-use chrono::TimeDelta;
+use chrono::{NaiveDate, TimeDelta};
 use chrono_tz::Tz;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ use std::time::Duration;
 /// The shortest ring timeout allowed: 15 seconds, FTC TSR 16 CFR 310.4(b)(4)(ii)
 /// ("at least fifteen seconds or four rings").
 pub const MIN_RING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest ring timeout allowed: 5 minutes, the margin [`crate::core::AbandonCap::headroom`]
+/// leaves at the far edge of its windows.
+pub const MAX_RING_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One problem in a campaign file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,8 +93,10 @@ pub struct Campaign {
     pub dialer: DialerSettings,
     /// Voicemail template (`{{first_name}}` variables), set when the action is `leave_message`.
     pub voicemail_message: Option<String>,
-    /// Safe-harbor message template, set whenever the pacing mode can abandon.
+    /// Safe-harbor message template (`[compliance]`), set whenever the pacing mode can abandon.
     pub safe_harbor_message: Option<String>,
+    /// The campaign's own do-not-call CSV (`[compliance] dnc_list`), resolved beside the file.
+    pub dnc_list: Option<PathBuf>,
     /// Which trunk adapter to use.
     pub trunk: TrunkKindFile,
     /// The sim trunk's call model.
@@ -219,9 +226,10 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             }
         },
     };
+    let holidays = holidays(&f.compliance.holidays, err);
     let window = legal.and_then(
         |legal| match CallingWindow::new(&f.schedule.windows, legal, start_at, end_at) {
-            Ok(w) => Some(w),
+            Ok(w) => Some(w.with_holidays(holidays)),
             Err(e) => {
                 err("schedule.windows", e.to_string());
                 None
@@ -241,6 +249,15 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             "dialer.ring_timeout",
             format!(
                 "{} is below the 15 s minimum (FTC TSR 16 CFR 310.4(b)(4)(ii): ring at least 15 seconds or four rings)",
+                humantime::format_duration(d.ring_timeout)
+            ),
+        );
+    }
+    if d.ring_timeout > MAX_RING_TIMEOUT {
+        err(
+            "dialer.ring_timeout",
+            format!(
+                "{} is above 5 minutes; the abandonment cap's worst-case bound assumes calls resolve within that",
                 humantime::format_duration(d.ring_timeout)
             ),
         );
@@ -298,7 +315,14 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         ModeFile::Predictive => PacingMode::Predictive,
         ModeFile::VicidialAdaptive => PacingMode::VicidialAdaptive,
     };
-    validate_pacing(d, mode, err);
+    validate_pacing(d, err);
+    let (cap, mut limits) = compliance(f, mode, err);
+    if let Some(gap) = limits.min_gap
+        && gap > TimeDelta::days(7)
+    {
+        err("compliance.min_gap", "must be at most 7 days".into());
+        limits.min_gap = None;
+    }
     let pacing = PacingConfig {
         mode,
         ratio: d.ratio,
@@ -327,20 +351,27 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             priors: Priors::default(),
             policy,
             window: window?,
+            cap,
+            limits,
         },
         dialer: DialerSettings {
             calls_per_second: d.calls_per_second,
             ring_timeout: d.ring_timeout,
         },
         voicemail_message: f.voicemail.message.clone(),
-        safe_harbor_message: d.safe_harbor_message.clone(),
+        safe_harbor_message: f.compliance.safe_harbor_message.clone(),
+        dnc_list: f
+            .compliance
+            .dnc_list
+            .as_ref()
+            .map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
         trunk: f.trunk.kind,
         sim: f.trunk.sim.clone(),
         analysis,
     })
 }
 
-fn validate_pacing(d: &super::file::DialerFile, mode: PacingMode, err: &mut dyn FnMut(&str, String)) {
+fn validate_pacing(d: &super::file::DialerFile, err: &mut dyn FnMut(&str, String)) {
     if !(d.target_abandon_rate > 0.0 && d.target_abandon_rate <= 0.03) {
         let reason = "must be above 0 and at most 0.03 (FTC TSR 16 CFR 310.4(b)(4)(i): 3% of answered calls)";
         err(
@@ -360,22 +391,114 @@ fn validate_pacing(d: &super::file::DialerFile, mode: PacingMode, err: &mut dyn 
             format!("{} must be in -100..100", d.vicidial_intensity),
         );
     }
-    match &d.safe_harbor_message {
+}
+
+/// `[compliance]`: holidays, abandonment cap and policy, attempt limits, safe-harbor message.
+fn compliance(f: &CampaignFile, mode: PacingMode, err: &mut dyn FnMut(&str, String)) -> (AbandonCap, AttemptLimits) {
+    let c = &f.compliance;
+    let policy = match c.abandon_policy.as_deref() {
+        None => AbandonPolicy::Both,
+        Some(s) => AbandonPolicy::parse(s).unwrap_or_else(|| {
+            err(
+                "compliance.abandon_policy",
+                format!("`{s}` must be one of us_tsr, uk_ofcom, both"),
+            );
+            AbandonPolicy::Both
+        }),
+    };
+    let cap = c.abandon_cap.unwrap_or(0.03);
+    if !(cap > 0.0 && cap <= 0.03) {
+        err(
+            "compliance.abandon_cap",
+            format!("{cap} must be above 0 and at most 0.03 (16 CFR 310.4(b)(4)(i); Ofcom: 3% over 24 hours)"),
+        );
+    }
+    if f.dialer.target_abandon_rate > cap {
+        err(
+            "dialer.target_abandon_rate",
+            format!("{} is above compliance.abandon_cap {cap}", f.dialer.target_abandon_rate),
+        );
+    }
+    let sim = f.trunk.kind == TrunkKindFile::Sim;
+    let fp = match c.amd_false_positive_rate {
+        Some(r) if !(0.0..1.0).contains(&r) => {
+            err("compliance.amd_false_positive_rate", format!("{r} must be in 0..1"));
+            0.0
+        }
+        Some(r) => r,
+        None if sim => f.trunk.sim.amd_false_positive,
+        None => {
+            if policy.ofcom() {
+                err(
+                    "compliance.amd_false_positive_rate",
+                    "is required under uk_ofcom/both on a real trunk: Ofcom counts AMD false positives (persons hung up on as machines) as abandoned calls".into(),
+                );
+            }
+            0.0
+        }
+    };
+    if policy.ofcom() && fp >= cap {
+        err(
+            "compliance.amd_false_positive_rate",
+            format!("{fp} alone reaches the {cap} cap under Ofcom's measure; no pacing could comply"),
+        );
+    }
+    if c.max_attempts_per_day == Some(0) {
+        err("compliance.max_attempts_per_day", "must be at least 1".into());
+    }
+    match &c.safe_harbor_message {
         None if mode.can_abandon() => err(
-            "dialer.safe_harbor_message",
+            "compliance.safe_harbor_message",
             format!(
                 "is required with mode `{}`, which can abandon calls (FTC TSR 16 CFR 310.4(b)(4)(iii): a recorded message within 2 s naming the seller and a callback number)",
                 mode.as_str()
             ),
         ),
-        Some(m) if m.trim().is_empty() => err("dialer.safe_harbor_message", "must not be empty".into()),
+        Some(m) if m.trim().is_empty() => err("compliance.safe_harbor_message", "must not be empty".into()),
+        Some(m) if m.chars().filter(char::is_ascii_digit).count() < 7 => err(
+            "compliance.safe_harbor_message",
+            "must give a callback number (16 CFR 310.4(b)(4)(iii)); none was found".into(),
+        ),
         Some(m) => {
             if let Err(e) = minijinja::Environment::new().template_from_str(m) {
-                err("dialer.safe_harbor_message", format!("is not a valid template: {e}"));
+                err(
+                    "compliance.safe_harbor_message",
+                    format!("is not a valid template: {e}"),
+                );
             }
         }
         None => {}
     }
+    let limits = AttemptLimits {
+        max_per_day: c.max_attempts_per_day,
+        min_gap: c.min_gap.map(|d| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)),
+        abandon_hold: mode.can_abandon().then_some(ABANDON_HOLD),
+    };
+    (
+        AbandonCap {
+            policy,
+            cap,
+            amd_false_positive_rate: fp,
+        },
+        limits,
+    )
+}
+
+/// `[compliance] holidays`: `YYYY-MM-DD` dates; each bad one is reported with its index.
+fn holidays(list: &[String], err: &mut dyn FnMut(&str, String)) -> Vec<NaiveDate> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                .map_err(|e| {
+                    err(
+                        &format!("compliance.holidays[{i}]"),
+                        format!("`{d}` is not a YYYY-MM-DD date: {e}"),
+                    )
+                })
+                .ok()
+        })
+        .collect()
 }
 
 fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {

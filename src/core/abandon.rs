@@ -5,15 +5,19 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::VecDeque;
 
-/// Counts for one minute (UTC, minutes since the epoch).
+/// Counts for one minute (UTC, minutes since the epoch), with running totals up to and including
+/// it, so a window's counts are two lookups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bucket {
     minute: i64,
     human: u32,
     abandoned: u32,
+    cum_human: u64,
+    cum_abandoned: u64,
 }
 
-/// Rolling abandonment counts. Keeps at most 30 days of one-minute buckets.
+/// Rolling abandonment counts. Keeps at most 30 days of one-minute buckets; a window's counts
+/// take a binary search (O(log n)), so the pacer can ask every tick.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AbandonLedger {
     buckets: VecDeque<Bucket>,
@@ -56,12 +60,19 @@ impl AbandonLedger {
             Some(b) if b.minute >= minute => {
                 b.human += human;
                 b.abandoned += abandoned;
+                b.cum_human += u64::from(human);
+                b.cum_abandoned += u64::from(abandoned);
             }
-            _ => self.buckets.push_back(Bucket {
-                minute,
-                human,
-                abandoned,
-            }),
+            last => {
+                let (h, a) = last.map_or((0, 0), |b| (b.cum_human, b.cum_abandoned));
+                self.buckets.push_back(Bucket {
+                    minute,
+                    human,
+                    abandoned,
+                    cum_human: h + u64::from(human),
+                    cum_abandoned: a + u64::from(abandoned),
+                })
+            }
         }
         let oldest = minute - MAX_WINDOW.num_minutes();
         while self.buckets.front().is_some_and(|b| b.minute <= oldest) {
@@ -69,15 +80,28 @@ impl AbandonLedger {
         }
     }
 
-    /// Counts over the `window` ending at `now` (at most 30 days).
+    /// Counts over the `window` ending at `now` (at most 30 days): the buckets after the minute
+    /// that contains `now − window`.
     pub fn counts(&self, now: DateTime<Utc>, window: Duration) -> AbandonCounts {
         let from = (now - window).timestamp().div_euclid(60);
-        let mut c = AbandonCounts::default();
-        for b in self.buckets.iter().rev().take_while(|b| b.minute > from) {
-            c.human += u64::from(b.human);
-            c.abandoned += u64::from(b.abandoned);
+        let Some(last) = self.buckets.back() else {
+            return AbandonCounts::default();
+        };
+        let i = self.buckets.partition_point(|b| b.minute <= from);
+        let (h0, a0) = match i {
+            0 => {
+                let first = &self.buckets[0];
+                (
+                    first.cum_human - u64::from(first.human),
+                    first.cum_abandoned - u64::from(first.abandoned),
+                )
+            }
+            i => (self.buckets[i - 1].cum_human, self.buckets[i - 1].cum_abandoned),
+        };
+        AbandonCounts {
+            human: last.cum_human - h0,
+            abandoned: last.cum_abandoned - a0,
         }
-        c
     }
 }
 

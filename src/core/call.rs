@@ -36,6 +36,8 @@ pub enum CallEvent {
     Answered(AnswerKind),
     /// The person asked to be called back later.
     CallbackRequested,
+    /// The person asked not to be called again (trunk or agent event `opt_out`).
+    OptOut,
     /// The call ended.
     Ended(EndReason),
 }
@@ -66,6 +68,8 @@ pub struct Call {
     pub answered_at: Option<DateTime<Utc>>,
     /// The person asked for a callback during the call.
     pub callback_requested: bool,
+    /// The person opted out during the call: the contact ends `dnc`, whatever the outcome.
+    pub opted_out: bool,
 }
 
 impl Call {
@@ -77,6 +81,7 @@ impl Call {
             dialed_at: now,
             answered_at: None,
             callback_requested: false,
+            opted_out: false,
         }
     }
 

@@ -4,11 +4,12 @@
 
 use super::abandon::{AbandonCounts, AbandonLedger};
 use super::call::{AnswerAction, Call, CallEvent, Phase};
+use super::compliance::{AbandonCap, AttemptHistory, AttemptLimits};
 use super::estimate::{Estimates, Priors};
 use super::pacing::{Pacer, PacingConfig, PacingInput, SlotCounts};
 use super::policy::{NextStep, Policy};
-use super::types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Outcome};
-use super::window::CallingWindow;
+use super::types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, Outcome, RefusalReason};
+use super::window::{CallingWindow, Closed};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -26,8 +27,12 @@ pub struct Rules {
     pub priors: Priors,
     /// Retry, voicemail and callback policy (holds `max_attempts`).
     pub policy: Policy,
-    /// Campaign period, legal hours and cron windows.
+    /// Campaign period, legal hours, holidays and cron windows.
     pub window: CallingWindow,
+    /// The abandonment cap (US TSR 30 days / Ofcom 24 hours).
+    pub cap: AbandonCap,
+    /// Per-day limit, minimum gap, and the hold after an abandoned call.
+    pub limits: AttemptLimits,
 }
 
 /// A contact the store believes is due, as offered to [`Dialer::plan`].
@@ -41,37 +46,105 @@ pub struct Candidate {
     pub status: ContactStatus,
     /// Earliest instant of the next attempt (UTC).
     pub next_attempt_at: DateTime<Utc>,
-    /// The zone its calling window is read in.
-    pub timezone: Tz,
+    /// The zones its calling window is read in: one, or every zone its number may be in.
+    pub zones: Vec<Tz>,
+    /// The number is on the global or the campaign's do-not-call list (checked by the store).
+    pub dnc: bool,
+    /// Start instants (UTC) of its attempts in at least the last 48 hours.
+    pub recent_attempts: Vec<DateTime<Utc>>,
+    /// Start of its last attempt (UTC).
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// End of its last abandoned call (UTC).
+    pub last_abandoned_at: Option<DateTime<Utc>>,
+}
+
+impl Candidate {
+    /// A candidate with no attempt history and not on a DNC list.
+    pub fn new(
+        contact: ContactId,
+        attempts: u32,
+        status: ContactStatus,
+        next_attempt_at: DateTime<Utc>,
+        zones: Vec<Tz>,
+    ) -> Candidate {
+        Candidate {
+            contact,
+            attempts,
+            status,
+            next_attempt_at,
+            zones,
+            dnc: false,
+            recent_attempts: Vec::new(),
+            last_attempt_at: None,
+            last_abandoned_at: None,
+        }
+    }
 }
 
 /// Why a candidate may not be dialled now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// Its status allows no dial (in progress, done, exhausted).
+    /// Its status allows no dial (in progress, done, exhausted, dnc).
     NotDialable,
     /// `next_attempt_at` is in the future.
     NotYetDue,
-    /// `max_attempts` reached.
-    AttemptLimit,
-    /// Outside the campaign period, legal hours or every window, in the contact's local time.
-    OutsideWindow,
     /// A call to this contact is already in flight.
     InFlight,
+    /// A compliance rule refuses it; `until` is the earliest instant (UTC) that rule could allow
+    /// it, `None` when it never will (DNC, lifetime attempt limit, the campaign period is over).
+    Compliance {
+        /// The rule.
+        reason: RefusalReason,
+        /// When to look again.
+        until: Option<DateTime<Utc>>,
+    },
 }
 
-/// Checks every rule that makes a contact due at `now`, other than pacing.
+/// A candidate [`Dialer::plan`] refused for compliance, for the driver to persist and defer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The contact.
+    pub contact: ContactId,
+    /// The rule.
+    pub reason: RefusalReason,
+    /// When the rule could allow it (UTC); `None` for never.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Checks every rule that makes a contact due at `now`, other than pacing and the abandonment
+/// cap: status, schedule, DNC, lifetime and per-day attempt limits, the 72-hour hold after an
+/// abandoned call, the minimum gap, holidays and calling hours in **every** candidate zone.
 pub fn check_due(rules: &Rules, c: &Candidate, now: DateTime<Utc>) -> Result<(), Refusal> {
+    let refuse = |reason, until| Err(Refusal::Compliance { reason, until });
     if !c.status.is_dialable() {
-        Err(Refusal::NotDialable)
-    } else if c.next_attempt_at > now {
-        Err(Refusal::NotYetDue)
-    } else if c.attempts >= rules.policy.retry.max_attempts {
-        Err(Refusal::AttemptLimit)
-    } else if !rules.window.is_open(now, c.timezone) {
-        Err(Refusal::OutsideWindow)
-    } else {
-        Ok(())
+        return Err(Refusal::NotDialable);
+    }
+    if c.next_attempt_at > now {
+        return Err(Refusal::NotYetDue);
+    }
+    if c.dnc {
+        return refuse(RefusalReason::Dnc, None);
+    }
+    if c.attempts >= rules.policy.retry.max_attempts {
+        return refuse(RefusalReason::AttemptLimit, None);
+    }
+    let history = AttemptHistory {
+        recent: &c.recent_attempts,
+        last_attempt_at: c.last_attempt_at,
+        last_abandoned_at: c.last_abandoned_at,
+    };
+    if let Err((reason, until)) = rules.limits.check(&history, &c.zones, now) {
+        return refuse(reason, until);
+    }
+    match rules.window.closed_any(now, &c.zones) {
+        None => Ok(()),
+        Some(closed) => {
+            let reason = match closed {
+                Closed::Holiday => RefusalReason::Holiday,
+                Closed::Hours => RefusalReason::OutsideHours,
+            };
+            refuse(reason, rules.window.next_open_all(now, &c.zones))
+        }
     }
 }
 
@@ -105,6 +178,8 @@ pub struct Dialer {
     estimates: Estimates,
     ledger: AbandonLedger,
     scratch: (Vec<f64>, Vec<f64>),
+    refusals: BTreeMap<RefusalReason, u64>,
+    refused: Vec<Refused>,
 }
 
 /// Seconds from `a` to `b` (0 when `b` is earlier).
@@ -122,6 +197,8 @@ impl Dialer {
             rules,
             calls: BTreeMap::new(),
             scratch: (Vec::new(), Vec::new()),
+            refusals: BTreeMap::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -188,11 +265,39 @@ impl Dialer {
         self.estimates.outcomes.observe(outcome);
     }
 
-    /// The abandonment figure pacing answers to: the worse of the rolling 24-hour and 30-day rates.
+    /// The abandonment figure pacing answers to: the worse of the measures the campaign's policy
+    /// applies (30-day TSR, 24-hour Ofcom with estimated AMD false positives), as counts.
     fn measured(&self, now: DateTime<Utc>) -> AbandonCounts {
-        let day = self.ledger.counts(now, Duration::hours(24));
-        let month = self.ledger.counts(now, Duration::days(30));
-        if day.rate() >= month.rate() { day } else { month }
+        let (tsr, ofcom) = self.rules.cap.measures(&self.ledger, now);
+        [tsr, ofcom]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.rate().total_cmp(&b.rate()))
+            .map_or(AbandonCounts::default(), |m| AbandonCounts {
+                human: m.answered.round() as u64,
+                abandoned: m.abandoned.round() as u64,
+            })
+    }
+
+    /// The worst abandonment rate (0..1) among the measures the campaign's policy applies, at `now`.
+    pub fn abandonment_rate(&self, now: DateTime<Utc>) -> f64 {
+        self.rules.cap.worst_rate(&self.ledger, now)
+    }
+
+    /// Compliance refusals counted since this core was created, by reason.
+    pub fn refusal_counts(&self) -> &BTreeMap<RefusalReason, u64> {
+        &self.refusals
+    }
+
+    /// Takes the candidates refused for compliance since the last call, for the driver to defer.
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Counts `n` refusals for `reason` (the driver's own last-moment checks, such as DNC just
+    /// before the dial, are counted here too).
+    pub fn count_refusal(&mut self, reason: RefusalReason, n: u64) {
+        *self.refusals.entry(reason).or_default() += n;
     }
 
     /// How many new calls pacing wants at `now`, before candidates and the CPS budget are known.
@@ -216,8 +321,23 @@ impl Dialer {
             measured: self.measured(now),
             ring_timeout_s: self.rules.ring_timeout_s,
         };
-        let n = self.pacer.calls_to_start(&input);
+        let mut n = self.pacer.calls_to_start(&input);
+        let c = input.counts;
         self.scratch = (dialing, talking);
+        // The abandonment cap, by construction: beyond progressive, dial only while every call
+        // then ringing could be answered at once, abandon all that find no slot, and leave every
+        // measure at or below the cap.
+        let progressive = c.free().saturating_sub(c.dialing);
+        if n > progressive {
+            let worst_now = c.dialing.saturating_sub(c.free());
+            let room = self.rules.cap.headroom(&self.ledger, now).saturating_sub(worst_now);
+            let allowed = c.free().saturating_sub(c.dialing).saturating_add(room);
+            if n > allowed {
+                // Once per decision: the same held-back dials are asked for again a second later.
+                self.count_refusal(RefusalReason::AbandonCap, 1);
+                n = allowed;
+            }
+        }
         n
     }
 
@@ -231,8 +351,21 @@ impl Dialer {
             if out.len() >= n {
                 break;
             }
-            if self.calls.contains_key(&c.contact) || check_due(&self.rules, c, now).is_err() {
+            if self.calls.contains_key(&c.contact) {
                 continue;
+            }
+            match check_due(&self.rules, c, now) {
+                Ok(()) => {}
+                Err(Refusal::Compliance { reason, until }) => {
+                    self.count_refusal(reason, 1);
+                    self.refused.push(Refused {
+                        contact: c.contact,
+                        reason,
+                        until,
+                    });
+                    continue;
+                }
+                Err(_) => continue,
             }
             let key = AttemptKey {
                 contact: c.contact,
@@ -280,6 +413,10 @@ impl Dialer {
                 call.callback_requested = true;
                 Vec::new()
             }
+            CallEvent::OptOut => {
+                call.opted_out = true;
+                Vec::new()
+            }
             CallEvent::Answered(kind) => {
                 let Some(action) = call.answer(kind, slot_free, voicemail, now) else {
                     return Vec::new();
@@ -301,6 +438,7 @@ impl Dialer {
             CallEvent::Ended(reason) => {
                 let outcome = call.outcome(reason);
                 let (dialed_at, answered_at, phase) = (call.dialed_at, call.answered_at, call.phase);
+                let call_opted_out = call.opted_out;
                 self.calls.remove(&key.contact);
                 self.estimates.outcomes.observe(outcome);
                 match phase {
@@ -310,7 +448,22 @@ impl Dialer {
                     }
                     _ => {}
                 }
-                let step = self.rules.policy.after_attempt(outcome, key.attempt, now);
+                let step = if call_opted_out {
+                    NextStep::done(Disposition::Dnc)
+                } else {
+                    let mut step = self.rules.policy.after_attempt(outcome, key.attempt, now);
+                    // Schedule no earlier than the gap and the abandon hold would allow anyway.
+                    let limits = self.rules.limits;
+                    let hold = limits
+                        .abandon_hold
+                        .filter(|_| outcome == Outcome::Abandoned)
+                        .map(|h| now + h);
+                    let gap = limits.min_gap.map(|g| dialed_at + g);
+                    step.next_attempt_at = step
+                        .next_attempt_at
+                        .map(|t| t.max(hold.unwrap_or(t)).max(gap.unwrap_or(t)));
+                    step
+                };
                 vec![Decision::Finish { key, outcome, step }]
             }
         }

@@ -4,18 +4,22 @@
 
 pub mod abandon;
 pub mod call;
+pub mod compliance;
 pub mod dialer;
 pub mod estimate;
 pub mod pacing;
 pub mod policy;
 pub mod types;
 pub mod window;
+pub mod zones;
 
 pub use abandon::{AbandonCounts, AbandonLedger};
 pub use call::{AnswerAction, Call, CallEvent, Phase};
-pub use dialer::{Candidate, Decision, Dialer, Refusal, Rules, check_due};
+pub use compliance::{AbandonCap, AbandonPolicy, AttemptLimits};
+pub use dialer::{Candidate, Decision, Dialer, Refusal, Refused, Rules, check_due};
 pub use estimate::{Estimates, OutcomeProbs, Priors};
 pub use pacing::{Pacer, PacingConfig, PacingInput, PacingMode, SlotCounts};
 pub use policy::{CallbackPolicy, NextStep, Policy, RetryPolicy, VoicemailAction};
-pub use types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, EndReason, Outcome};
-pub use window::{CallingWindow, LegalHours, WindowError};
+pub use types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, EndReason, Outcome, RefusalReason};
+pub use window::{CallingWindow, Closed, LegalHours, WindowError};
+pub use zones::{ZoneError, format_zone_list, parse_zone_list, zones_for_number, zones_for_phone};

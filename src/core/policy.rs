@@ -120,7 +120,8 @@ impl Policy {
 }
 
 impl NextStep {
-    fn done(disposition: Disposition) -> NextStep {
+    /// A final step with `disposition` and no further attempt.
+    pub fn done(disposition: Disposition) -> NextStep {
         NextStep {
             disposition,
             next_attempt_at: None,

@@ -105,6 +105,8 @@ string_enum! {
         Done => "done",
         /// `max_attempts` reached without a final disposition.
         Exhausted => "exhausted",
+        /// On a do-not-call list (global or the campaign's), or opted out during a call: never dialled again.
+        Dnc => "dnc",
     }
 }
 
@@ -128,6 +130,8 @@ string_enum! {
         CallbackScheduled => "callback_scheduled",
         /// No attempt left under `max_attempts`.
         Exhausted => "exhausted",
+        /// The number is on a do-not-call list, or the person opted out during the call.
+        Dnc => "dnc",
     }
 }
 
@@ -138,7 +142,30 @@ impl Disposition {
             Disposition::Completed | Disposition::VoicemailLeft => ContactStatus::Done,
             Disposition::RetryScheduled | Disposition::CallbackScheduled => ContactStatus::Scheduled,
             Disposition::Exhausted => ContactStatus::Exhausted,
+            Disposition::Dnc => ContactStatus::Dnc,
         }
+    }
+}
+
+string_enum! {
+    /// Why a dial was refused for compliance; counted per campaign and shown by `dialerd status`.
+    RefusalReason, "refusal reason" {
+        /// Outside the campaign period, legal hours (16 CFR 310.4(c)) or every calling window, in
+        /// some candidate zone of the contact.
+        OutsideHours => "outside_hours",
+        /// The contact's local date is one of the campaign's holidays.
+        Holiday => "holiday",
+        /// The number is on the global or the campaign's do-not-call list.
+        Dnc => "dnc",
+        /// Dials beyond progressive held back because they could push abandonment over the cap
+        /// (16 CFR 310.4(b)(4)(i), Ofcom); counted once per pacing decision that was held back.
+        AbandonCap => "abandon_cap",
+        /// `max_attempts` over the lifetime or `max_attempts_per_day` in the contact's local day reached.
+        AttemptLimit => "attempt_limit",
+        /// Less than `min_gap` since the contact's last attempt.
+        MinGap => "min_gap",
+        /// The contact's last call was abandoned less than 72 hours ago (modes that can abandon).
+        RecentAbandon => "recent_abandon",
     }
 }
 

@@ -1,11 +1,14 @@
 //! Calling windows: when a contact may be dialled, read in the contact's local time.
 //! A dial is allowed only inside the campaign period (`start_at` ≤ now < `end_at`, UTC),
 //! inside legal hours (default 08:00–21:00 local, the US TSR limit of 16 CFR 310.4(c)),
-//! and inside a minute that one of the campaign's `cron` windows matches.
+//! on a local date that is not one of the campaign's holidays, and inside a minute that one of
+//! the campaign's `cron` windows matches. A contact whose number maps to several zones may be
+//! dialled only when every candidate zone is open ([`CallingWindow::is_open_all`]).
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use cron::Schedule;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 /// Legal calling hours as `[start, end)` in seconds after local midnight (0..=86400).
@@ -70,11 +73,21 @@ impl LegalHours {
     }
 }
 
-/// A campaign's calling rules in time: period, legal hours and cron windows.
+/// Why a window is closed at an instant, in one zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Before `start_at` or at/after `end_at`, outside legal hours, or in no cron window.
+    Hours,
+    /// The local date is a holiday.
+    Holiday,
+}
+
+/// A campaign's calling rules in time: period, legal hours, holidays and cron windows.
 #[derive(Clone, Debug)]
 pub struct CallingWindow {
     windows: Vec<Schedule>,
     legal: LegalHours,
+    holidays: BTreeSet<NaiveDate>,
     start_at: Option<DateTime<Utc>>,
     end_at: Option<DateTime<Utc>>,
 }
@@ -105,6 +118,7 @@ impl CallingWindow {
         Ok(CallingWindow {
             windows,
             legal,
+            holidays: BTreeSet::new(),
             start_at,
             end_at,
         })
@@ -119,9 +133,21 @@ impl CallingWindow {
         CallingWindow {
             windows: Vec::new(),
             legal,
+            holidays: BTreeSet::new(),
             start_at,
             end_at,
         }
+    }
+
+    /// The same window with `holidays`: local dates (in each contact's zone) on which no dial starts.
+    pub fn with_holidays(mut self, holidays: impl IntoIterator<Item = NaiveDate>) -> CallingWindow {
+        self.holidays = holidays.into_iter().collect();
+        self
+    }
+
+    /// The holidays in force (local dates).
+    pub fn holidays(&self) -> &BTreeSet<NaiveDate> {
+        &self.holidays
     }
 
     /// The legal hours in force.
@@ -136,11 +162,64 @@ impl CallingWindow {
 
     /// True when a dial to a contact in zone `tz` may start at `now` (UTC).
     pub fn is_open(&self, now: DateTime<Utc>, tz: Tz) -> bool {
-        if self.start_at.is_some_and(|s| now < s) || self.is_over(now) {
-            return false;
-        }
+        self.closed(now, tz).is_none()
+    }
+
+    /// Why no dial to a contact in zone `tz` may start at `now` (UTC), or `None` when one may.
+    /// A holiday is reported before the hours.
+    pub fn closed(&self, now: DateTime<Utc>, tz: Tz) -> Option<Closed> {
         let local = now.with_timezone(&tz);
-        self.legal.contains(local.time()) && self.minute_matches(local)
+        if self.holidays.contains(&local.date_naive()) {
+            return Some(Closed::Holiday);
+        }
+        let open = !(self.start_at.is_some_and(|s| now < s) || self.is_over(now))
+            && self.legal.contains(local.time())
+            && self.minute_matches(local);
+        (!open).then_some(Closed::Hours)
+    }
+
+    /// True when a dial may start at `now` in **every** zone of `zones` (a number that maps to
+    /// several zones is dialled only when all of them are open). False for an empty list.
+    pub fn is_open_all(&self, now: DateTime<Utc>, zones: &[Tz]) -> bool {
+        !zones.is_empty() && zones.iter().all(|&z| self.is_open(now, z))
+    }
+
+    /// Why a dial may not start at `now` in some zone of `zones` (holiday first), or `None`.
+    /// An empty list is closed ([`Closed::Hours`]).
+    pub fn closed_any(&self, now: DateTime<Utc>, zones: &[Tz]) -> Option<Closed> {
+        if zones.is_empty() {
+            return Some(Closed::Hours);
+        }
+        let mut worst = None;
+        for &z in zones {
+            match self.closed(now, z) {
+                Some(Closed::Holiday) => return Some(Closed::Holiday),
+                Some(c) => worst = Some(c),
+                None => {}
+            }
+        }
+        worst
+    }
+
+    /// The earliest instant at or after `after` at which [`Self::is_open_all`] holds, or `None`
+    /// when there is none within the search horizon (see [`Self::next_open`]).
+    pub fn next_open_all(&self, after: DateTime<Utc>, zones: &[Tz]) -> Option<DateTime<Utc>> {
+        let (&first, rest) = zones.split_first()?;
+        let mut t = self.next_open(after, first)?;
+        for _ in 0..MAX_SEARCH_STEPS {
+            let mut moved = false;
+            for &z in rest.iter().chain(std::iter::once(&first)) {
+                let n = self.next_open(t, z)?;
+                if n > t {
+                    t = n;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return Some(t);
+            }
+        }
+        None
     }
 
     /// True when some cron window matches the local minute that contains `local`.
@@ -172,7 +251,9 @@ impl CallingWindow {
                 return Some(t);
             }
             let local = t.with_timezone(&tz);
-            t = if !self.legal.contains(local.time()) {
+            t = if self.holidays.contains(&local.date_naive()) {
+                self.next_day_start(local)?
+            } else if !self.legal.contains(local.time()) {
                 self.next_legal_start(local)?
             } else {
                 let next = self.windows.iter().filter_map(|s| s.after(&local).next()).min()?;
@@ -185,14 +266,23 @@ impl CallingWindow {
         None
     }
 
+    /// Legal start on the local day after `local`'s (skipping a holiday).
+    fn next_day_start(&self, local: DateTime<Tz>) -> Option<DateTime<Utc>> {
+        self.legal_start_on(local.timezone(), local.date_naive().succ_opt()?)
+    }
+
     /// The next instant after `local` at which legal hours begin, resolving DST gaps forward.
     fn next_legal_start(&self, local: DateTime<Tz>) -> Option<DateTime<Utc>> {
-        let tz = local.timezone();
-        let start = NaiveTime::from_num_seconds_from_midnight_opt(self.legal.start_secs, 0)?;
         let mut day = local.date_naive();
         if local.time().num_seconds_from_midnight() >= self.legal.start_secs {
             day = day.succ_opt()?;
         }
+        self.legal_start_on(local.timezone(), day)
+    }
+
+    /// The instant legal hours begin on local date `day` in `tz`.
+    fn legal_start_on(&self, tz: Tz, day: NaiveDate) -> Option<DateTime<Utc>> {
+        let start = NaiveTime::from_num_seconds_from_midnight_opt(self.legal.start_secs, 0)?;
         let naive = day.and_time(start);
         // A start that falls in a DST gap does not exist locally; the first instant after the gap does.
         (0..=4)

@@ -43,6 +43,9 @@ pub enum EngineError {
     /// The trunk could not be built.
     #[error("trunk: {0}")]
     Trunk(String),
+    /// The campaign's do-not-call list could not be imported.
+    #[error("do-not-call list: {0}")]
+    Dnc(String),
 }
 
 /// How the daemon runs.
@@ -170,12 +173,53 @@ impl Daemon {
         self.stop_all().await;
         if let Some(pool) = pool {
             if !interrupted {
-                info!("Delivering what is left in the outbox before exiting.");
-                pool.drain(&mut shutdown).await;
+                let bound = self
+                    .pipeline
+                    .as_ref()
+                    .map_or(Duration::from_secs(30), |p| p.outbox.drain_timeout);
+                info!(
+                    drain_timeout_s = bound.as_secs_f64(),
+                    "Delivering what is left in the outbox before exiting."
+                );
+                if !pool.drain_within(bound, &mut shutdown).await {
+                    warn!(
+                        drain_timeout_s = bound.as_secs_f64(),
+                        "The outbox did not drain in time (is a receiver down?); exiting anyway."
+                    );
+                }
             }
             pool.stop().await;
+            self.log_outbox_left().await;
         }
         Ok(())
+    }
+
+    /// Says how many outbox jobs are left at exit: undelivered ones stay in the database and run
+    /// at the next start; dead ones wait for `dialerd outbox retry`.
+    async fn log_outbox_left(&self) {
+        let counts = match self.store.job_counts().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "Cannot count outbox jobs.");
+                return;
+            }
+        };
+        let n = |state: &str| counts.get(state).copied().unwrap_or(0);
+        let (pending, running, dead) = (n("pending"), n("running"), n("dead"));
+        if pending + running > 0 {
+            warn!(
+                pending,
+                running,
+                dead,
+                "Outbox jobs not yet delivered are kept in the database and delivered at the next start; `dialerd outbox list` shows them."
+            );
+        }
+        if dead > 0 {
+            info!(
+                dead,
+                "Dead-lettered outbox jobs are kept; `dialerd outbox list --state dead` shows them and `dialerd outbox retry` replays them."
+            );
+        }
     }
 
     fn is_idle(&self) -> bool {
@@ -204,6 +248,11 @@ impl Daemon {
 
     /// Starts new campaigns, reloads changed ones, pauses removed or broken ones.
     async fn rescan(&mut self) -> std::io::Result<()> {
+        // The global do-not-call files first, so a number listed there is blocked before any dial.
+        let dnc = crate::campaign::dnc::dnc_dir(&self.opts.campaigns_dir);
+        if let Err(e) = crate::campaign::dnc::sync_dnc_folder(&self.store, &dnc, chrono::Utc::now()).await {
+            error!(dir = %dnc.display(), error = %e, "Do-not-call folder could not be read; retrying on the next scan.");
+        }
         let files = watch::scan(&self.opts.campaigns_dir)?;
         for (id, r) in self.running.iter_mut() {
             if !files.contains_key(id) && r.fingerprint != Fingerprint::Missing {

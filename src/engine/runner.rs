@@ -3,13 +3,15 @@
 //! its wake-up timer), persists every transition, and logs one line per call transition.
 
 use crate::campaign::Campaign;
-use crate::core::{AnswerAction, AttemptKey, CallEvent, Candidate, ContactId, Decision, Dialer, Outcome};
+use crate::core::{
+    AnswerAction, AttemptKey, CallEvent, Candidate, ContactId, Decision, Dialer, Outcome, RefusalReason, Refused,
+};
 use crate::store::{CampaignState, DueContact, Store, StoreError};
 use crate::trunk::{DialRequest, Trunk, TrunkEvent};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -64,6 +66,10 @@ pub(crate) struct Runner {
     last_snapshot: Option<Instant>,
     /// Abandonment history from earlier runs has been fed to the core.
     history_loaded: bool,
+    /// Refusal counts of the core already written to the audit table.
+    refusals_flushed: BTreeMap<RefusalReason, u64>,
+    /// Numbers of calls in flight, for opt-outs.
+    phones: HashMap<ContactId, String>,
 }
 
 fn limiter(cps: u32) -> DefaultDirectRateLimiter {
@@ -98,6 +104,8 @@ impl Runner {
             no_work: false,
             last_snapshot: None,
             history_loaded: false,
+            refusals_flushed: BTreeMap::new(),
+            phones: HashMap::new(),
         }
     }
 
@@ -145,6 +153,9 @@ impl Runner {
                 }
             };
         }
+        if let Err(e) = self.flush_refusals(Utc::now()).await {
+            warn!(campaign = %self.id(), error = %e, "Could not write the last refusal counts.");
+        }
         if self.dialer.in_flight() > 0 {
             warn!(campaign = %self.id(), in_flight = self.dialer.in_flight(),
                 "Calls still in flight at the end of the grace period; their attempts are reconciled at next start.");
@@ -178,6 +189,7 @@ impl Runner {
             .activate_campaign(&c.id, &c.name, &c.path.display().to_string(), now)
             .await?;
         self.import().await?;
+        self.refresh_dnc_list().await?;
         if !self.history_loaded {
             self.load_history(now).await?;
         }
@@ -223,6 +235,29 @@ impl Runner {
             .await?;
         super::log_import(&self.campaign, &outcome);
         Ok(())
+    }
+
+    /// Imports the campaign's own do-not-call file (`[compliance] dnc_list`) into its list; an
+    /// unchanged file is skipped by SHA-256. A file that cannot be read stops the campaign: dialing
+    /// without its list could call a number on it.
+    async fn refresh_dnc_list(&mut self) -> Result<(), super::EngineError> {
+        let Some(path) = self.campaign.dnc_list.clone() else {
+            return Ok(());
+        };
+        let scope = crate::store::DncScope::Campaign(self.campaign.id.clone());
+        let region = self.campaign.contacts.default_region;
+        match crate::campaign::dnc::import_dnc_file(&self.store, &path, &scope, region, Utc::now()).await {
+            Ok(crate::campaign::dnc::DncFileOutcome::Unchanged) => Ok(()),
+            Ok(crate::campaign::dnc::DncFileOutcome::Imported { stats, rejects }) => {
+                info!(campaign = %self.id(), file = %path.display(), rows = stats.rows, added = stats.added,
+                    rejected = stats.rejected, "Campaign do-not-call list imported.");
+                for r in rejects {
+                    warn!(campaign = %self.id(), file = %path.display(), line = r.line, error = %r.reason, "Do-not-call row skipped.");
+                }
+                Ok(())
+            }
+            Err(e) => Err(super::EngineError::Dnc(e.to_string())),
+        }
     }
 
     async fn reload(&mut self, campaign: Campaign) {
@@ -281,11 +316,10 @@ impl Runner {
             CallEvent::CallbackRequested => {
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "callback_requested", "Contact asked for a callback.")
             }
-            CallEvent::Answered(_) => {
-                if let Err(e) = self.store.record_answered(key, ev.at).await {
-                    error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the answer.");
-                }
-            }
+            CallEvent::OptOut => self.opt_out(key, &ev.call_id, ev.at).await,
+            // Answered: the trunk is told what to do (connect, safe-harbor message, voicemail) before
+            // anything is written, so a slow disk cannot delay the safe-harbor message past 2 s.
+            CallEvent::Answered(_) => {}
             CallEvent::Ended(_) => {}
         }
         let mut detail = ev.detail;
@@ -294,11 +328,60 @@ impl Runner {
                 // The conversation travels with the call's end into its call record.
                 Decision::Finish { key, outcome, step } => {
                     self.call_ids.remove(&key.contact);
+                    self.phones.remove(&key.contact);
                     self.finish_with(key, outcome, step, now, detail.take().map(|d| *d))
                         .await;
                 }
                 d => self.execute(d, &ev.call_id, now).await,
             }
+        }
+        if let CallEvent::Answered(_) = ev.event
+            && let Err(e) = self.store.record_answered(key, ev.at).await
+        {
+            error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the answer.");
+        }
+    }
+
+    /// An opt-out during a call puts the number on the global DNC list at once, with the time and
+    /// the call as its source; the call's end then records the contact as `dnc`.
+    async fn opt_out(&mut self, key: AttemptKey, call_id: &str, at: DateTime<Utc>) {
+        let id = self.campaign.id.clone();
+        let Some(phone) = self.phones.get(&key.contact).cloned() else {
+            warn!(campaign = %id, contact = key.contact, attempt = key.attempt, "Opt-out for a call not in flight; ignored.");
+            return;
+        };
+        let source = format!(
+            "opt_out:{}",
+            crate::analysis::record::CallRecord::id_for(key.contact, key.attempt)
+        );
+        let mut result = self
+            .store
+            .dnc_add(
+                &crate::store::DncScope::Global,
+                &phone,
+                &source,
+                Some("opted out during a call"),
+                at,
+            )
+            .await;
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            result = self
+                .store
+                .dnc_add(
+                    &crate::store::DncScope::Global,
+                    &phone,
+                    &source,
+                    Some("opted out during a call"),
+                    at,
+                )
+                .await;
+        }
+        match result {
+            Ok(_) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "opt_out", call_id,
+                "Contact opted out; the number is on the global do-not-call list."),
+            Err(e) => error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e,
+                "Could not put an opted-out number on the do-not-call list; the contact still ends as dnc."),
         }
     }
 
@@ -319,6 +402,7 @@ impl Runner {
             }
             Decision::Finish { key, outcome, step } => {
                 self.call_ids.remove(&key.contact);
+                self.phones.remove(&key.contact);
                 self.finish(key, outcome, step, now).await;
             }
         }
@@ -385,29 +469,24 @@ impl Runner {
     }
 
     /// Dials what pacing, the window and the CPS budget allow now; returns when to look again.
-    /// Feeds the core the abandonment measured by earlier runs, so a restart keeps its counters:
-    /// the last 24 hours at `now`, the rest of the 30 days a day earlier.
+    /// Feeds the core the abandonment measured by earlier runs, minute by minute over 30 days, so
+    /// a restart keeps its counters and the cap's windows slide exactly as before.
     async fn load_history(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let day = self
+        let minutes = self
             .store
-            .measured_abandonment(&self.campaign.id, now - TimeDelta::hours(24))
+            .abandon_minutes(&self.campaign.id, now - TimeDelta::days(30))
             .await?;
-        let month = self
-            .store
-            .measured_abandonment(&self.campaign.id, now - TimeDelta::days(30))
-            .await?;
-        let older = (
-            month.human.saturating_sub(day.human),
-            month.abandoned.saturating_sub(day.abandoned),
-        );
-        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        self.dialer
-            .record_history(now - TimeDelta::hours(25), clamp(older.0), clamp(older.1));
-        self.dialer.record_history(now, clamp(day.human), clamp(day.abandoned));
+        let (mut human, mut abandoned) = (0u64, 0u64);
+        for m in &minutes {
+            self.dialer.record_history(m.minute, m.human, m.abandoned);
+            human += u64::from(m.human);
+            abandoned += u64::from(m.abandoned);
+        }
         self.history_loaded = true;
-        if month.human > 0 {
-            info!(campaign = %self.id(), human_24h = day.human, abandoned_24h = day.abandoned, human_30d = month.human,
-                abandoned_30d = month.abandoned, "Abandonment history loaded.");
+        if human > 0 {
+            let day = self.dialer.abandonment(now, TimeDelta::hours(24));
+            info!(campaign = %self.id(), human_24h = day.human, abandoned_24h = day.abandoned, human_30d = human,
+                abandoned_30d = abandoned, "Abandonment history loaded.");
         }
         Ok(())
     }
@@ -418,6 +497,11 @@ impl Runner {
             return Ok(());
         }
         self.last_snapshot = Some(Instant::now());
+        self.flush_refusals(now).await?;
+        if let Err(e) = self.refresh_dnc_list().await {
+            error!(campaign = %self.id(), error = %e, "Campaign do-not-call list could not be read; the campaign is paused.");
+            self.paused = true;
+        }
         let est = self.dialer.estimates();
         let p = est.outcomes.probs();
         let snapshot = crate::store::PacingSnapshot {
@@ -428,8 +512,50 @@ impl Runner {
             p_no_answer: p.no_answer,
             p_early: p.early,
             calls_observed: est.outcomes.observed(),
+            abandon_policy: self.campaign.rules.cap.policy.as_str().to_string(),
+            abandon_cap: self.campaign.rules.cap.cap,
+            amd_false_positive_rate: self.campaign.rules.cap.amd_false_positive_rate,
         };
         self.store.record_pacing(&self.campaign.id, &snapshot, now).await
+    }
+
+    /// Adds the refusals counted since the last flush to the audit table.
+    async fn flush_refusals(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let delta: BTreeMap<RefusalReason, u64> = self
+            .dialer
+            .refusal_counts()
+            .iter()
+            .map(|(r, n)| (*r, n - self.refusals_flushed.get(r).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if delta.is_empty() {
+            return Ok(());
+        }
+        self.store.add_refusals(&self.campaign.id, &delta, now).await?;
+        self.refusals_flushed = self.dialer.refusal_counts().clone();
+        Ok(())
+    }
+
+    /// Persists what the core refused for compliance: DNC contacts are marked `dnc`, the others
+    /// deferred to when their rule allows them. Each refusal is logged at debug level.
+    async fn apply_refusals(&mut self, refused: Vec<Refused>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut dnc = Vec::new();
+        let mut later = Vec::new();
+        for r in &refused {
+            debug!(campaign = %self.id(), contact = r.contact, reason = %r.reason,
+                until = %r.until.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()), "Dial refused for compliance.");
+            match (r.reason, r.until) {
+                (RefusalReason::Dnc, _) => dnc.push(r.contact),
+                (_, Some(t)) => later.push((r.contact, t)),
+                // No instant allows it (the campaign period is over): leave it; the window search says so.
+                (_, None) => {}
+            }
+        }
+        if !dnc.is_empty() {
+            let n = self.store.mark_dnc(&dnc, now).await?;
+            info!(campaign = %self.id(), contacts = n, outcome = "dnc", "Contacts on a do-not-call list are never dialled.");
+        }
+        self.store.defer_contacts(&later, now).await
     }
 
     async fn tick(&mut self) -> Result<Instant, StoreError> {
@@ -448,14 +574,14 @@ impl Runner {
         let max = self.campaign.rules.policy.retry.max_attempts;
         let zones = self.store.due_times_by_zone(&self.campaign.id, max).await?;
         let window = &self.campaign.rules.window;
-        let parsed: Vec<(String, Tz, DateTime<Utc>)> = zones
+        let parsed: Vec<(String, Vec<Tz>, DateTime<Utc>)> = zones
             .into_iter()
-            .map(|(z, due)| (z.parse().unwrap_or(self.campaign.contacts.default_timezone), z, due))
+            .map(|(z, due)| (self.zones_of(&z), z, due))
             .map(|(tz, z, due)| (z, tz, due))
             .collect();
         let open: Vec<String> = parsed
             .iter()
-            .filter(|(_, tz, due)| *due <= now && window.is_open(now, *tz))
+            .filter(|(_, tz, due)| *due <= now && window.is_open_all(now, tz))
             .map(|(z, _, _)| z.clone())
             .collect();
         if !open.is_empty() {
@@ -474,13 +600,13 @@ impl Runner {
         let window = &self.campaign.rules.window;
         let next = parsed
             .iter()
-            .filter_map(|(_, tz, due)| window.next_open((*due).max(now), *tz))
+            .filter_map(|(_, tz, due)| window.next_open_all((*due).max(now), tz))
             .min();
         match next {
             Some(t) => {
                 let opens_later = parsed
                     .iter()
-                    .any(|(_, tz, due)| *due <= now && !window.is_open(now, *tz));
+                    .any(|(_, tz, due)| *due <= now && !window.is_open_all(now, tz));
                 if opens_later && self.announced_sleep != Some(t) && t > now + TimeDelta::seconds(1) {
                     info!(campaign = %self.id(), until = %t.to_rfc3339(), "Outside every calling window; sleeping until it opens.");
                     self.announced_sleep = Some(t);
@@ -513,11 +639,17 @@ impl Runner {
         let candidates: Vec<Candidate> = due
             .iter()
             .map(|d| Candidate {
-                contact: d.id,
-                attempts: d.attempts,
-                status: d.status,
-                next_attempt_at: d.next_attempt_at,
-                timezone: d.timezone.parse().unwrap_or(self.campaign.contacts.default_timezone),
+                dnc: d.dnc,
+                recent_attempts: d.recent_attempts.clone(),
+                last_attempt_at: d.last_attempt_at,
+                last_abandoned_at: d.last_abandoned_at,
+                ..Candidate::new(
+                    d.id,
+                    d.attempts,
+                    d.status,
+                    d.next_attempt_at,
+                    self.zones_of(&d.timezone),
+                )
             })
             .collect();
         // The CPS budget is taken before planning, as in the simulator, so the core only ever
@@ -525,6 +657,8 @@ impl Runner {
         let most = wanted.min(u32::try_from(candidates.len()).unwrap_or(u32::MAX));
         let budget = (0..most).take_while(|_| self.limiter.check().is_ok()).count() as u32;
         let keys = self.dialer.plan(now, &candidates, budget);
+        let refused = self.dialer.take_refused();
+        self.apply_refusals(refused, now).await?;
         let by_id: HashMap<ContactId, &DueContact> = due.iter().map(|d| (d.id, d)).collect();
         let claims: Vec<(AttemptKey, String)> = keys
             .iter()
@@ -535,13 +669,36 @@ impl Runner {
         for key in keys.iter().filter(|k| !claimed.contains(k)) {
             self.dialer.cancel(*key);
         }
+        // The last DNC check, immediately before the dial: a number listed since the claim
+        // (an opt-out on another campaign, `dialerd dnc add`, a dropped file) is not called.
+        let phones: Vec<String> = claimed
+            .iter()
+            .filter_map(|k| by_id.get(&k.contact).map(|d| d.phone_e164.clone()))
+            .collect();
+        let blocked = self.store.dnc_blocked(&self.campaign.id, &phones).await?;
+        let mut placed = 0;
         for key in &claimed {
             let Some(contact) = by_id.get(&key.contact) else {
                 continue;
             };
+            if blocked.contains(&contact.phone_e164) {
+                self.dialer.cancel(*key);
+                self.dialer.count_refusal(RefusalReason::Dnc, 1);
+                self.store.release_claim_dnc(*key, now).await?;
+                info!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, outcome = "dnc",
+                    "Number went on a do-not-call list just before the dial; not dialled.");
+                continue;
+            }
             self.dial(*key, contact, now).await;
+            placed += 1;
         }
-        Ok(claimed.len())
+        Ok(placed)
+    }
+
+    /// The zones stored for a contact (`&`-joined IANA names); the campaign's default zone when
+    /// the stored value does not parse.
+    fn zones_of(&self, stored: &str) -> Vec<Tz> {
+        crate::core::zones::parse_zone_list(stored).unwrap_or_else(|_| vec![self.campaign.contacts.default_timezone])
     }
 
     async fn dial(&mut self, key: AttemptKey, contact: &DueContact, now: DateTime<Utc>) {
@@ -551,6 +708,13 @@ impl Runner {
                 .map_err(|e| warn!(campaign = %id, contact = key.contact, error = %e, "Voicemail message could not be rendered; a machine will be hung up on."))
                 .ok()
         });
+        let safe_harbor_message = self.campaign.safe_harbor_message.as_deref().and_then(|t| {
+            super::render(t, &contact.fields)
+                .map_err(|e| warn!(campaign = %id, contact = key.contact, error = %e, "Safe-harbor message could not be rendered; the unrendered text is sent."))
+                .ok()
+                .or_else(|| Some(t.to_string()))
+        });
+        self.phones.insert(key.contact, contact.phone_e164.clone());
         let req = DialRequest {
             campaign: id.clone(),
             key,
@@ -559,6 +723,7 @@ impl Runner {
             agent_id: self.campaign.agent_id.clone(),
             ring_timeout: self.campaign.dialer.ring_timeout,
             voicemail_message,
+            safe_harbor_message,
         };
         match self.trunk.dial(req).await {
             Ok(call_id) => {

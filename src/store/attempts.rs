@@ -3,7 +3,7 @@
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::core::{AttemptKey, ContactId, ContactStatus, Disposition, NextStep, Outcome};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::BTreeMap;
 
@@ -29,6 +29,9 @@ impl CampaignState {
     }
 }
 
+/// Attempts this far back are offered to the per-day limit (a local day is at most 26 hours).
+const RECENT_HOURS: i64 = 50;
+
 /// A due contact with what the dial needs.
 #[derive(Clone, Debug)]
 pub struct DueContact {
@@ -42,8 +45,16 @@ pub struct DueContact {
     pub status: ContactStatus,
     /// Earliest next attempt (UTC).
     pub next_attempt_at: DateTime<Utc>,
-    /// IANA zone its window is read in.
+    /// IANA zone(s) its window is read in, joined by `&` when its number may be in several.
     pub timezone: String,
+    /// Its number is on the global or the campaign's DNC list.
+    pub dnc: bool,
+    /// Start instants (UTC) of its attempts in the last 50 hours, oldest first.
+    pub recent_attempts: Vec<DateTime<Utc>>,
+    /// Start of its last attempt (UTC).
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// End of its last abandoned call (UTC).
+    pub last_abandoned_at: Option<DateTime<Utc>>,
     /// Template variables: first_name, last_name, email and custom fields.
     pub fields: BTreeMap<String, String>,
 }
@@ -130,27 +141,38 @@ impl Store {
         if zones.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        // With each contact: whether its number is on a DNC list, and the attempt history the
+        // per-day limit, the minimum gap and the abandon hold need.
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, phone_e164, attempts, status, next_attempt_at, timezone, first_name, last_name, email, custom_fields
-             FROM contacts WHERE campaign_id = ",
+            "SELECT c.id, c.phone_e164, c.attempts, c.status, c.next_attempt_at, c.timezone, c.first_name, c.last_name,
+             c.email, c.custom_fields,
+             EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = c.phone_e164 AND d.scope IN ('global', c.campaign_id)) AS dnc,
+             (SELECT group_concat(a.started_at) FROM attempts a WHERE a.contact_id = c.id AND a.started_at >= ",
         );
-        q.push_bind(campaign)
-            .push(" AND status IN ('pending', 'scheduled') AND next_attempt_at <= ")
+        q.push_bind(to_ms(now - TimeDelta::hours(RECENT_HOURS)))
+            .push(
+                ") AS recent,
+             (SELECT MAX(a.started_at) FROM attempts a WHERE a.contact_id = c.id) AS last_attempt_at,
+             (SELECT MAX(a.ended_at) FROM attempts a WHERE a.contact_id = c.id AND a.outcome = 'abandoned') AS last_abandoned_at
+             FROM contacts c WHERE c.campaign_id = ",
+            )
+            .push_bind(campaign)
+            .push(" AND c.status IN ('pending', 'scheduled') AND c.next_attempt_at <= ")
             .push_bind(to_ms(now))
-            .push(" AND attempts < ")
+            .push(" AND c.attempts < ")
             .push_bind(max_attempts)
-            .push(" AND timezone IN (");
+            .push(" AND c.timezone IN (");
         let mut sep = q.separated(", ");
         for z in zones {
             sep.push_bind(z);
         }
-        q.push(") ORDER BY next_attempt_at, id LIMIT ").push_bind(limit);
+        q.push(") ORDER BY c.next_attempt_at, c.id LIMIT ").push_bind(limit);
         let rows = q.build().fetch_all(self.pool()).await?;
         rows.iter().map(due_contact).collect()
     }
 
     /// Claims contacts for dialing in one transaction, before any dial: each contact still
-    /// dialable with exactly `key.attempt − 1` attempts moves to `in_progress` with its attempt
+    /// dialable with exactly `key.attempt − 1` attempts, and whose number is on no DNC list, moves to `in_progress` with its attempt
     /// count raised, and its attempt row is inserted in state `dialing`. Returns the keys claimed;
     /// a contact changed meanwhile is skipped.
     pub async fn claim_attempts(
@@ -165,13 +187,15 @@ impl Store {
         for (key, phone) in claims {
             let updated = sqlx::query(
                 "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
-                 WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts = ? AND attempts < ?",
+                 WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts = ? AND attempts < ?
+                 AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))",
             )
             .bind(to_ms(now))
             .bind(key.contact)
             .bind(campaign)
             .bind(key.attempt.saturating_sub(1))
             .bind(max_attempts)
+            .bind(campaign)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() != 1 {
@@ -358,6 +382,20 @@ fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, StoreError> {
             .map_err(|e: crate::core::types::UnknownVariant| StoreError::Corrupt(e.to_string()))?,
         next_attempt_at: from_ms(r.try_get("next_attempt_at")?),
         timezone: r.try_get("timezone")?,
+        dnc: r.try_get::<i64, _>("dnc")? != 0,
+        recent_attempts: {
+            let list: Option<String> = r.try_get("recent")?;
+            let mut v: Vec<DateTime<Utc>> = list
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|t| t.trim().parse::<i64>().ok())
+                .map(from_ms)
+                .collect();
+            v.sort();
+            v
+        },
+        last_attempt_at: r.try_get::<Option<i64>, _>("last_attempt_at")?.map(from_ms),
+        last_abandoned_at: r.try_get::<Option<i64>, _>("last_abandoned_at")?.map(from_ms),
         fields,
     })
 }

@@ -5,7 +5,9 @@
 
 mod attempts;
 mod calls;
+mod compliance;
 mod contacts;
+mod dnc;
 mod outbox;
 mod pacing;
 mod report;
@@ -18,7 +20,9 @@ use std::time::Duration;
 
 pub use attempts::{CampaignState, DueContact, OpenAttempt};
 pub use calls::PostCall;
+pub use compliance::AbandonMinute;
 pub use contacts::{ImportError, ImportOutcome, ImportRecord};
+pub use dnc::{DncEntry, DncFileRecord, DncImport, DncImportStats, DncRow, DncScope};
 pub use outbox::{DeliveryLog, Job, JobResult, NewJob, jobs_text};
 pub use pacing::{MeasuredAbandonment, PacingSnapshot};
 pub use report::{CampaignStatus, ExportRow, RejectedRow, status_text};

@@ -24,6 +24,12 @@ pub struct PacingSnapshot {
     pub p_early: f64,
     /// Calls the estimators have seen.
     pub calls_observed: u64,
+    /// Abandonment policy in force: `us_tsr`, `uk_ofcom` or `both`.
+    pub abandon_policy: String,
+    /// Abandonment cap, 0..1.
+    pub abandon_cap: f64,
+    /// AMD false-positive rate Ofcom's measure adds as abandoned calls, 0..1.
+    pub amd_false_positive_rate: f64,
 }
 
 /// Human-answered and abandoned attempts over a window.
@@ -44,11 +50,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO pacing_snapshots (campaign_id, updated_at, mode, dial_ratio, p_human, p_machine, p_no_answer, p_early, calls_observed)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO pacing_snapshots (campaign_id, updated_at, mode, dial_ratio, p_human, p_machine, p_no_answer, p_early,
+               calls_observed, abandon_policy, abandon_cap, amd_false_positive_rate)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(campaign_id) DO UPDATE SET updated_at = excluded.updated_at, mode = excluded.mode,
                dial_ratio = excluded.dial_ratio, p_human = excluded.p_human, p_machine = excluded.p_machine,
-               p_no_answer = excluded.p_no_answer, p_early = excluded.p_early, calls_observed = excluded.calls_observed",
+               p_no_answer = excluded.p_no_answer, p_early = excluded.p_early, calls_observed = excluded.calls_observed,
+               abandon_policy = excluded.abandon_policy, abandon_cap = excluded.abandon_cap,
+               amd_false_positive_rate = excluded.amd_false_positive_rate",
         )
         .bind(campaign)
         .bind(to_ms(now))
@@ -59,6 +68,9 @@ impl Store {
         .bind(s.p_no_answer)
         .bind(s.p_early)
         .bind(i64::try_from(s.calls_observed).unwrap_or(i64::MAX))
+        .bind(&s.abandon_policy)
+        .bind(s.abandon_cap)
+        .bind(s.amd_false_positive_rate)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -79,6 +91,9 @@ impl Store {
                 p_no_answer: r.try_get("p_no_answer")?,
                 p_early: r.try_get("p_early")?,
                 calls_observed: r.try_get::<i64, _>("calls_observed")?.max(0) as u64,
+                abandon_policy: r.try_get("abandon_policy")?,
+                abandon_cap: r.try_get("abandon_cap")?,
+                amd_false_positive_rate: r.try_get("amd_false_positive_rate")?,
             })
         })
         .transpose()

@@ -34,6 +34,23 @@ pub struct CampaignStatus {
     pub abandonment_24h: super::MeasuredAbandonment,
     /// Measured abandonment over the last 30 days.
     pub abandonment_30d: super::MeasuredAbandonment,
+    /// The abandonment cap and the measures it applies, and refusals by reason.
+    pub compliance: ComplianceStatus,
+}
+
+/// A campaign's compliance figures for `dialerd status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComplianceStatus {
+    /// `us_tsr`, `uk_ofcom` or `both` (from the runner's last snapshot; `both` before one).
+    pub abandon_policy: String,
+    /// The cap, 0..1.
+    pub abandon_cap: f64,
+    /// 30-day abandoned / person-answered, 0..1 (FTC TSR 16 CFR 310.4(b)(4)(i)); `None` when not applied.
+    pub tsr_30d_rate: Option<f64>,
+    /// 24-hour rate with estimated AMD false positives counted as abandoned (Ofcom), 0..1; `None` when not applied.
+    pub ofcom_24h_rate: Option<f64>,
+    /// Dials refused for compliance since the campaign began, by reason.
+    pub refusals: BTreeMap<String, u64>,
 }
 
 /// A rejected CSV row, as shown by `dialerd status`.
@@ -45,7 +62,8 @@ pub struct RejectedRow {
     pub reason: String,
 }
 
-/// One attempt, as written by `dialerd export`.
+/// One attempt, as written by `dialerd export`. A contact never dialled because its number is
+/// on a do-not-call list appears once with `attempt` 0 and disposition `dnc`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportRow {
     /// Campaign id.
@@ -54,9 +72,9 @@ pub struct ExportRow {
     pub contact_id: i64,
     /// Number dialled, E.164.
     pub phone_e164: String,
-    /// 1-based attempt number.
+    /// 1-based attempt number; 0 for a contact never dialled (DNC).
     pub attempt: u32,
-    /// When the attempt was claimed (UTC, RFC 3339).
+    /// When the attempt was claimed (UTC, RFC 3339); for attempt 0, when the contact was found on a list.
     pub started_at: DateTime<Utc>,
     /// When it ended (UTC), empty while open.
     pub ended_at: Option<DateTime<Utc>>,
@@ -134,7 +152,11 @@ impl Store {
                 .measured_abandonment(&id, now - chrono::Duration::hours(24))
                 .await?;
             let abandonment_30d = self.measured_abandonment(&id, now - chrono::Duration::days(30)).await?;
+            let compliance = self
+                .compliance_status(&id, pacing.as_ref(), abandonment_24h, abandonment_30d)
+                .await?;
             out.push(CampaignStatus {
+                compliance,
                 pacing,
                 abandonment_24h,
                 abandonment_30d,
@@ -152,11 +174,51 @@ impl Store {
         Ok(out)
     }
 
-    /// Every attempt of `campaign`, in contact then attempt order.
+    /// The cap, its measures now, and the refusal counts of `campaign`.
+    async fn compliance_status(
+        &self,
+        id: &str,
+        pacing: Option<&super::PacingSnapshot>,
+        day: super::MeasuredAbandonment,
+        month: super::MeasuredAbandonment,
+    ) -> Result<ComplianceStatus, StoreError> {
+        use crate::core::{AbandonCap, AbandonCounts, AbandonPolicy};
+        let policy = pacing
+            .and_then(|p| AbandonPolicy::parse(&p.abandon_policy))
+            .unwrap_or_default();
+        let cap = AbandonCap {
+            policy,
+            cap: pacing.map_or(0.03, |p| p.abandon_cap),
+            amd_false_positive_rate: pacing.map_or(0.0, |p| p.amd_false_positive_rate),
+        };
+        let counts = |m: super::MeasuredAbandonment| AbandonCounts {
+            human: m.human,
+            abandoned: m.abandoned,
+        };
+        Ok(ComplianceStatus {
+            abandon_policy: policy.as_str().to_string(),
+            abandon_cap: cap.cap,
+            tsr_30d_rate: policy.tsr().then(|| AbandonCap::tsr(counts(month)).rate()),
+            ofcom_24h_rate: policy.ofcom().then(|| cap.ofcom(counts(day)).rate()),
+            refusals: self
+                .refusal_counts(id)
+                .await?
+                .into_iter()
+                .map(|(r, n)| (r.as_str().to_string(), n))
+                .collect(),
+        })
+    }
+
+    /// Every attempt of `campaign`, in contact then attempt order, and every contact never
+    /// dialled because of a do-not-call list (attempt 0, disposition `dnc`).
     pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition
-             FROM attempts WHERE campaign_id = ? ORDER BY contact_id, attempt",
+             FROM attempts WHERE campaign_id = ?1
+             UNION ALL
+             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition FROM contacts c
+             WHERE c.campaign_id = ?1 AND c.status = 'dnc' AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
+             ORDER BY contact_id, attempt",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -231,6 +293,17 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
             s.abandonment_30d.abandoned,
             s.abandonment_30d.human
         );
+        let c = &s.compliance;
+        let pct = |r: Option<f64>| r.map_or_else(|| "not applied".to_string(), |r| format!("{:.2}%", 100.0 * r));
+        let _ = writeln!(
+            out,
+            "  abandonment cap {:.2}% ({}): 30-day TSR {}, 24 h Ofcom (AMD false positives included) {}",
+            100.0 * c.abandon_cap,
+            c.abandon_policy,
+            pct(c.tsr_30d_rate),
+            pct(c.ofcom_24h_rate)
+        );
+        let _ = writeln!(out, "  refused for compliance: {}", join_counts(&c.refusals));
         let _ = writeln!(out, "  rejected rows: {}", s.rejected_rows);
         for r in &s.rejects {
             let _ = writeln!(out, "    line {}: {}", r.line, r.reason);

@@ -25,6 +25,10 @@ pub struct DialRequest {
     pub ring_timeout: Duration,
     /// Rendered voicemail message, played after the beep on `LeaveVoicemail`.
     pub voicemail_message: Option<String>,
+    /// Rendered safe-harbor message, played within 2 s of answer on `PlaySafeHarbor`
+    /// (FTC TSR 16 CFR 310.4(b)(4)(iii)); carried with the dial so the adapter can play it without
+    /// another round trip.
+    pub safe_harbor_message: Option<String>,
 }
 
 /// A call event reported by a trunk.

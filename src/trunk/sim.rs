@@ -21,6 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 const SAFE_HARBOR_LENGTH: Duration = Duration::from_secs(8);
 /// How long a simulated call waits for the driver's answer action before hanging up.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The safe-harbor message must start within 2 s of the answer (16 CFR 310.4(b)(4)(iii)); a later
+/// start is logged (wall time: the runner's latency is not simulated).
+const SAFE_HARBOR_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The simulated trunk.
 pub struct SimTrunk {
@@ -146,10 +149,15 @@ impl SimCall {
         };
         self.wait(call.answer_after).await;
         self.send(CallEvent::Answered(kind)).await;
+        let answered = std::time::Instant::now();
         let action = tokio::time::timeout(ACTION_TIMEOUT, action)
             .await
             .ok()
             .and_then(Result::ok);
+        if action == Some(AnswerAction::PlaySafeHarbor) && answered.elapsed() > SAFE_HARBOR_DEADLINE {
+            tracing::warn!(call_id = %self.call_id, waited_ms = answered.elapsed().as_millis() as u64,
+                "Safe-harbor message started later than 2 s after the answer (16 CFR 310.4(b)(4)(iii)).");
+        }
         let mut detail = None;
         match action {
             Some(AnswerAction::ConnectAgent) => {
@@ -161,7 +169,13 @@ impl SimCall {
                     talk,
                     call.wants_callback,
                 )));
-                if call.wants_callback {
+                let opted_out = detail.as_deref().and_then(transcript::opt_out_at).is_some();
+                if opted_out {
+                    // The opt-out is signalled when it is said, mid-call, not at the end.
+                    self.wait(call.talk / 2).await;
+                    self.send(CallEvent::OptOut).await;
+                    self.wait(call.talk / 2).await;
+                } else if call.wants_callback {
                     self.wait(call.talk / 2).await;
                     self.send(CallEvent::CallbackRequested).await;
                     self.wait(call.talk / 2).await;
