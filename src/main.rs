@@ -6,7 +6,7 @@ use dialerd::analysis::Pipeline;
 use dialerd::campaign::check::check_file;
 use dialerd::engine::{Daemon, RunOptions};
 use dialerd::settings::{LogFormat, Settings};
-use dialerd::store::Store;
+use dialerd::store::{DncScope, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,9 @@ enum Command {
         /// Hours of dialing to simulate (default 8).
         #[arg(long)]
         hours: Option<f64>,
+        /// Days to simulate instead (24 h each; the window skips nights and weekends).
+        #[arg(long)]
+        days: Option<u32>,
         /// RNG seed (default: the file's [trunk.sim] seed).
         #[arg(long)]
         seed: Option<u64>,
@@ -55,16 +58,23 @@ enum Command {
         json: bool,
     },
     /// Benchmarks. `bench pacing`: every pacing mode over the slots × answer-rate × talk-time grid.
+    /// `bench compliance`: predictive pacing over the same cells for 30 days under the abandonment cap.
     Bench {
-        /// What to benchmark: `pacing`.
-        #[arg(value_parser = ["pacing"])]
+        /// What to benchmark: `pacing` or `compliance`.
+        #[arg(value_parser = ["pacing", "compliance"])]
         what: String,
-        /// Seeds per cell.
-        #[arg(long, default_value_t = 5)]
-        seeds: u64,
-        /// Hours per simulated day.
+        /// Seeds per cell (default 5 for pacing, 1 for compliance).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Hours per simulated day (pacing).
         #[arg(long, default_value_t = 8.0)]
         hours: f64,
+        /// Days per run (compliance).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Also run every cell under `us_tsr` alone (compliance).
+        #[arg(long)]
+        tsr_too: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -107,6 +117,16 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Run a local webhook receiver: verifies X-Webhook-Signature with the daemon's webhook secret,
+    /// logs one line per event and appends each verified body to --out (JSON Lines).
+    Receive {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Append every verified body to this file, one JSON object per line.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write one CSV row per attempt of CAMPAIGN to stdout.
     Export {
         /// Campaign id (its file name without .toml).
@@ -114,6 +134,14 @@ enum Command {
         /// Database URL.
         #[arg(long)]
         database: Option<String>,
+    },
+    /// Do-not-call lists: the global list, or a campaign's with --campaign.
+    Dnc {
+        /// Database URL.
+        #[arg(long, global = true)]
+        database: Option<String>,
+        #[command(subcommand)]
+        action: DncAction,
     },
 }
 
@@ -144,6 +172,61 @@ enum OutboxAction {
         /// Age, humantime (7d, 12h, 0s).
         #[arg(long, default_value = "7d")]
         older_than: humantime::Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum DncAction {
+    /// Put a number on the global list (or a campaign's). One already listed keeps its entry.
+    Add {
+        /// The number, in any common shape: `(415) 555-0101`, `+1 415 555 0101`.
+        phone: String,
+        /// The campaign's list (its id) instead of the global list.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Why; stored with the entry.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Region for numbers written without +country (ISO code, default US).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Take a number off the global list (or a campaign's).
+    Remove {
+        /// The number, in any common shape.
+        phone: String,
+        /// The campaign's list (its id) instead of the global list.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Region for numbers written without +country (ISO code, default US).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Import a CSV of numbers (column `phone`, else the first); bad rows are listed and skipped.
+    Import {
+        /// The CSV file. An unchanged file (same SHA-256) is skipped.
+        file: PathBuf,
+        /// The campaign's list (its id) instead of the global list.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Region for numbers written without +country (ISO code, default US).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List entries, newest first, and the number of entries on each list.
+    List {
+        /// Only this campaign's list.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Only the global list.
+        #[arg(long, conflicts_with = "campaign")]
+        global: bool,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// One JSON object per entry.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -180,8 +263,8 @@ fn run_cli() -> Result<ExitCode> {
         .context("starting the tokio runtime")?;
     match cli.command {
         Command::Check { files, json } => Ok(check(&files, json)),
-        Command::Simulate { file, slots, hours, seed, mode, contacts, json } => {
-            let args = dialerd::sim::run::SimulateArgs { slots, hours, seed, mode, contacts };
+        Command::Simulate { file, slots, hours, days, seed, mode, contacts, json } => {
+            let args = dialerd::sim::run::SimulateArgs { slots, hours, days, seed, mode, contacts };
             let (sim, wall) = dialerd::sim::run::simulate_file(&file, &args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&sim)?);
@@ -192,8 +275,24 @@ fn run_cli() -> Result<ExitCode> {
             eprintln!("wall time {:.3} s, {:.0} simulated events/s", secs, sim.report.events as f64 / secs);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: _, seeds, hours, json } => {
-            let results = dialerd::sim::bench::bench_pacing(seeds, hours);
+        Command::Bench { what, seeds, days, tsr_too, json, .. } if what == "compliance" => {
+            use dialerd::core::AbandonPolicy;
+            use dialerd::sim::bench_compliance::{ComplianceOptions, bench_compliance, compliance_text};
+            let mut policies = vec![AbandonPolicy::Both];
+            if tsr_too {
+                policies.push(AbandonPolicy::UsTsr);
+            }
+            let opts = ComplianceOptions { days, seeds: seeds.unwrap_or(1), policies, ..ComplianceOptions::default() };
+            let runs = bench_compliance(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                print!("{}", compliance_text(&runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: _, seeds, hours, json, .. } => {
+            let results = dialerd::sim::bench::bench_pacing(seeds.unwrap_or(5), hours);
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
@@ -261,6 +360,12 @@ fn run_cli() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Receive { listen, out } => rt.block_on(async {
+            let secret = settings.webhook_secret.clone();
+            let receiver = dialerd::analysis::receiver::Receiver::bind(listen, secret, out.as_deref()).await?;
+            receiver.serve(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Export { campaign, database } => rt.block_on(async {
             let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
             if !store.campaign_exists(&campaign).await? {
@@ -274,7 +379,71 @@ fn run_cli() -> Result<ExitCode> {
             w.flush()?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Dnc { database, action } => rt.block_on(dnc(&database.unwrap_or(settings.database_url), action)),
     }
+}
+
+/// `dialerd dnc`: edits, imports into and lists the do-not-call lists.
+async fn dnc(url: &str, action: DncAction) -> Result<ExitCode> {
+    use dialerd::campaign::dnc::{
+        dnc_phone, import_dnc_file, import_text, list_text, region_for, scope_for, scope_label,
+    };
+    let store = Store::open(url).await?;
+    let now = chrono::Utc::now();
+    let (DncAction::Add { campaign, .. }
+    | DncAction::Remove { campaign, .. }
+    | DncAction::Import { campaign, .. }
+    | DncAction::List { campaign, .. }) = &action;
+    let scope = scope_for(campaign.as_deref())?;
+    if let DncScope::Campaign(id) = &scope
+        && !store.campaign_exists(id).await?
+    {
+        eprintln!("dialerd: note: no campaign `{id}` in this database (yet); its list applies once it runs.");
+    }
+    match action {
+        DncAction::Add {
+            phone, reason, region, ..
+        } => {
+            let e164 = dnc_phone(&phone, region_for(region.as_deref())?)?;
+            if store.dnc_add(&scope, &e164, "cli", reason.as_deref(), now).await? {
+                println!("{e164} added to the {} list.", scope_label(&scope));
+            } else {
+                println!(
+                    "{e164} is already on the {} list; its entry is kept.",
+                    scope_label(&scope)
+                );
+            }
+        }
+        DncAction::Remove { phone, region, .. } => {
+            let e164 = dnc_phone(&phone, region_for(region.as_deref())?)?;
+            if store.dnc_remove(&scope, &e164).await? {
+                println!("{e164} removed from the {} list.", scope_label(&scope));
+            } else {
+                println!("{e164} was not on the {} list.", scope_label(&scope));
+            }
+        }
+        DncAction::Import { file, region, .. } => {
+            let outcome = import_dnc_file(&store, &file, &scope, region_for(region.as_deref())?, now).await?;
+            print!("{}", import_text(&file, &scope, &outcome));
+        }
+        DncAction::List {
+            campaign,
+            global,
+            limit,
+            json,
+        } => {
+            let filter = (campaign.is_some() || global).then_some(&scope);
+            let entries = store.dnc_list(filter, limit).await?;
+            if json {
+                for e in &entries {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+            } else {
+                print!("{}", list_text(&entries, &store.dnc_counts().await?));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Validates each file; prints a report (human or JSON lines); exit 1 when any file is invalid.

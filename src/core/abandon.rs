@@ -74,7 +74,8 @@ impl AbandonLedger {
                 })
             }
         }
-        let oldest = minute - MAX_WINDOW.num_minutes();
+        // Two minutes beyond 30 days, for the cap's boundary minute.
+        let oldest = minute - MAX_WINDOW.num_minutes() - 2;
         while self.buckets.front().is_some_and(|b| b.minute <= oldest) {
             self.buckets.pop_front();
         }

@@ -147,7 +147,7 @@ impl AbandonCap {
     /// How many more calls may be abandoned from now on, in the worst case, with every measure in
     /// force still at or below the cap: the largest `w` with `(A + w) / (H + w) ≤ cap`, i.e.
     /// `w = (cap·H − A) / (1 − cap)`, floored at 0. Answers near the far edge of a window are not
-    /// counted in `H`, abandons are.
+    /// counted in `H`; abandons are counted a minute beyond it.
     pub fn headroom(&self, ledger: &AbandonLedger, now: DateTime<Utc>) -> u32 {
         let cap = self.cap.clamp(0.0, 0.99);
         let room = |human: f64, abandoned: f64| ((cap * human - abandoned) / (1.0 - cap)).max(0.0);
@@ -156,7 +156,9 @@ impl AbandonCap {
             if !on {
                 continue;
             }
-            let full = ledger.counts(now, window);
+            // The ledger's one-minute buckets: abandons are counted a minute beyond the window,
+            // so an abandon in the boundary minute is never missed.
+            let full = ledger.counts(now, window + Duration::minutes(1));
             let near = ledger.counts(now, window - SLIDE_MARGIN);
             let counts = AbandonCounts {
                 human: near.human,

@@ -6,8 +6,8 @@ use super::model::CallModel;
 use super::report::SimReport;
 use crate::campaign::file::SimFile;
 use crate::core::{
-    CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode, Policy, Priors, RetryPolicy, Rules,
-    VoicemailAction,
+    AbandonCap, AbandonPolicy, AttemptLimits, CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode,
+    Policy, Priors, RetryPolicy, Rules, VoicemailAction,
 };
 use chrono::TimeDelta;
 use serde::Serialize;
@@ -91,6 +91,15 @@ pub fn bench_rules(slots: u32, mode: PacingMode) -> Rules {
             },
         },
         window,
+        // The US measure without AMD false positives, as the pacing grid has always reported.
+        cap: AbandonCap {
+            policy: AbandonPolicy::UsTsr,
+            ..AbandonCap::DEFAULT
+        },
+        limits: AttemptLimits {
+            abandon_hold: mode.can_abandon().then_some(crate::core::compliance::ABANDON_HOLD),
+            ..AttemptLimits::default()
+        },
     }
 }
 
@@ -117,6 +126,7 @@ pub fn run_day(cell: Cell, mode: PacingMode, seed: u64, hours: f64) -> (SimRepor
     let model = CallModel::new(&bench_model(cell.p_human, cell.talk_s));
     let opts = SimOptions {
         hours,
+        days: None,
         seed,
         calls_per_second: 20,
         timezone: chrono_tz::UTC,

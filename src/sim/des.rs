@@ -1,11 +1,21 @@
 //! The discrete-event simulator: virtual time, a priority queue of timestamped events, the
 //! statistical call model, a seeded RNG, and the same core [`Dialer`] the daemon runs. Same
 //! inputs and seed give the same report, byte for byte.
+//!
+//! Runs span hours or days. While the calling window is closed in every zone of the run the
+//! simulator does not tick: it jumps to the window's next opening. It keeps each contact's attempt
+//! history (attempt starts, last attempt, last abandoned call) and hands it to the core with each
+//! candidate, so per-day limits, the minimum gap and the 72-hour hold after an abandoned call are
+//! decided by the same code as in the daemon; it checks dials against the window and the hold
+//! itself, independently of the core.
 
 use super::model::{CallModel, SampledCall, SampledOutcome};
 use super::report::{Metrics, SimReport};
+use super::rolling::{Rolling, hours_between};
+use crate::core::compliance::ABANDON_HOLD;
 use crate::core::{
-    AnswerAction, AnswerKind, AttemptKey, CallEvent, Candidate, ContactStatus, Decision, Dialer, EndReason, Rules,
+    AnswerAction, AnswerKind, AttemptKey, CallEvent, Candidate, ContactStatus, Decision, Dialer, EndReason, Outcome,
+    Rules,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -26,22 +36,35 @@ type SimLimiter =
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
-    /// Hours of dialing to simulate (virtual time).
+    /// Hours of virtual time to simulate from the first opening of the window (when `days` is `None`).
     pub hours: f64,
+    /// Days of virtual time (24 hours each, open or closed) to simulate instead of `hours`.
+    pub days: Option<u32>,
     /// RNG seed.
     pub seed: u64,
-    /// CPS budget.
+    /// CPS budget, dials per second.
     pub calls_per_second: u32,
     /// Zone of the contacts drawn from the unbounded pool.
     pub timezone: Tz,
-    /// When the simulated day starts (UTC); the first window opening at or after it.
+    /// When the simulated run starts (UTC); it begins at the first window opening at or after it.
     pub start: DateTime<Utc>,
     /// Contacts from a file: (zone) per contact. `None` draws from an unbounded pool.
     pub contacts: Option<Vec<Tz>>,
 }
 
+impl SimOptions {
+    /// Virtual time simulated, in hours.
+    pub fn horizon_hours(&self) -> f64 {
+        self.days.map_or(self.hours, |d| f64::from(d) * 24.0)
+    }
+}
+
 /// Pacing decisions happen on this period at least, in milliseconds of virtual time.
 const TICK_MS: i64 = 1000;
+/// Attempt starts kept per contact for the per-day limit: the core asks for at least 48 hours.
+const RECENT_MS: i64 = 48 * 3_600_000;
+/// Rounds of candidates offered per dial decision when the core refuses some for compliance.
+const PLAN_ROUNDS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -64,6 +87,21 @@ enum Ev {
 struct Live {
     call: SampledCall,
     connected_at: Option<i64>,
+    /// The core played the safe-harbor message: an abandoned call.
+    harbored: bool,
+}
+
+/// What the simulator remembers of a contact between attempts (milliseconds from the start).
+#[derive(Clone, Debug, Default)]
+struct Contact {
+    zones: Vec<Tz>,
+    /// Starts of its attempts in the last [`RECENT_MS`].
+    recent: Vec<i64>,
+    last_attempt: Option<i64>,
+    /// End of its last call the core reported `abandoned`.
+    last_abandoned: Option<i64>,
+    /// End of its last call the simulator saw get the safe-harbor message (the independent check).
+    harbored_end: Option<i64>,
 }
 
 struct Sim<'a> {
@@ -77,8 +115,13 @@ struct Sim<'a> {
     live: HashMap<i64, Live>,
     retries: BinaryHeap<Reverse<(i64, i64, u32)>>,
     fresh: Box<dyn Iterator<Item = (i64, Tz)> + 'a>,
-    zones: HashMap<i64, Tz>,
+    contacts: HashMap<i64, Contact>,
+    /// The distinct zones of the run's contacts; the run is open while one of them is.
+    zones: Vec<Tz>,
+    /// The window was open at the last tick.
+    open: bool,
     ring_ms: i64,
+    hold_ms: i64,
     /// Dials the last pacing decision asked for that the CPS budget has not yet allowed.
     owed: u32,
     pace_pending: bool,
@@ -95,16 +138,43 @@ impl Sim<'_> {
         self.t0 + Duration::milliseconds(t_ms)
     }
 
+    fn ms_of(&self, t: DateTime<Utc>) -> i64 {
+        (t - self.t0).num_milliseconds()
+    }
+
     fn push(&mut self, at_ms: i64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((at_ms, self.seq, ev)));
     }
 
-    /// Places a call; `open` records whether the contact's window was open (checked by the sim, not the core).
-    fn dial(&mut self, key: AttemptKey, open: bool) {
-        let call = self.model.sample(&mut self.rng);
+    /// True when a dial to some zone of the run may start at `now`.
+    fn open_at(&self, now: DateTime<Utc>) -> bool {
+        let w = &self.dialer.rules().window;
+        self.zones.iter().any(|&z| w.is_open(now, z))
+    }
+
+    /// The next instant after `now` at which some zone of the run opens.
+    fn next_open(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let w = &self.dialer.rules().window;
+        self.zones.iter().filter_map(|&z| w.next_open(now, z)).min()
+    }
+
+    /// Places a call: records the attempt, checks it against the window and the abandon hold
+    /// (the simulator's own checks), and schedules what the far end does.
+    fn dial(&mut self, key: AttemptKey) {
         let now = self.now_ms;
+        let at = self.at(now);
+        let contact = self.contacts.entry(key.contact).or_default();
+        let open = self.dialer.rules().window.is_open_all(at, &contact.zones);
+        contact.recent.retain(|&t| t > now - RECENT_MS);
+        contact.recent.push(now);
+        contact.last_attempt = Some(now);
+        let harbored_end = contact.harbored_end;
         self.m.dialed(now, open);
+        if let Some(end) = harbored_end {
+            self.m.redial_after_abandon(now - end, self.hold_ms);
+        }
+        let call = self.model.sample(&mut self.rng);
         match call.outcome {
             SampledOutcome::Human | SampledOutcome::Machine if ms(call.answer_after) < self.ring_ms => {
                 self.push(
@@ -139,6 +209,7 @@ impl Sim<'_> {
             Live {
                 call,
                 connected_at: None,
+                harbored: false,
             },
         );
     }
@@ -159,8 +230,16 @@ impl Sim<'_> {
             self.m.true_human_answers += 1;
         }
         let now = self.now_ms;
-        for d in self.dialer.on_event(self.at(now), key, CallEvent::Answered(kind)) {
+        let at = self.at(now);
+        let hours = hours_between(self.t0, at);
+        for d in self.dialer.on_event(at, key, CallEvent::Answered(kind)) {
             let Decision::Answer { action, .. } = d else { continue };
+            let harbored = action == AnswerAction::PlaySafeHarbor;
+            match kind {
+                AnswerKind::Human | AnswerKind::Unknown => self.m.rolling.person(at, hours, harbored),
+                AnswerKind::Machine if human => self.m.rolling.false_positive(at, hours),
+                AnswerKind::Machine => {}
+            }
             let end_in = match action {
                 AnswerAction::ConnectAgent => {
                     if let Some(l) = self.live.get_mut(&key.contact) {
@@ -176,7 +255,12 @@ impl Sim<'_> {
                         ms(self.model.amd_false_negative_hold)
                     }
                 }
-                AnswerAction::PlaySafeHarbor => ms(self.model.safe_harbor_length),
+                AnswerAction::PlaySafeHarbor => {
+                    if let Some(l) = self.live.get_mut(&key.contact) {
+                        l.harbored = true;
+                    }
+                    ms(self.model.safe_harbor_length)
+                }
                 AnswerAction::LeaveVoicemail => ms(self.model.voicemail_length),
                 AnswerAction::Hangup => 0,
             };
@@ -194,18 +278,30 @@ impl Sim<'_> {
 
     fn end(&mut self, key: AttemptKey, reason: EndReason) {
         let now = self.now_ms;
-        if let Some(live) = self.live.remove(&key.contact)
-            && let Some(c) = live.connected_at
-            && live.call.outcome == SampledOutcome::Human
-        {
-            self.m.talk_ms += now - c;
+        if let Some(live) = self.live.remove(&key.contact) {
+            if let (Some(c), SampledOutcome::Human) = (live.connected_at, live.call.outcome) {
+                self.m.talk(c, now);
+            }
+            if live.harbored {
+                self.contacts.entry(key.contact).or_default().harbored_end = Some(now);
+            }
         }
         for d in self.dialer.on_event(self.at(now), key, CallEvent::Ended(reason)) {
-            if let Decision::Finish { outcome, step, .. } = d {
-                self.m.outcome(outcome);
-                if let Some(next) = step.next_attempt_at {
-                    let due = (next - self.t0).num_milliseconds();
+            let Decision::Finish { outcome, step, .. } = d else {
+                continue;
+            };
+            self.m.outcome(outcome);
+            if outcome == Outcome::Abandoned {
+                self.contacts.entry(key.contact).or_default().last_abandoned = Some(now);
+            }
+            match step.next_attempt_at {
+                Some(next) => {
+                    let due = self.ms_of(next);
                     self.retries.push(Reverse((due, key.contact, key.attempt)));
+                }
+                // Done: nothing about it is needed again.
+                None => {
+                    self.contacts.remove(&key.contact);
                 }
             }
         }
@@ -218,9 +314,22 @@ impl Sim<'_> {
         self.dial_owed(limiter);
     }
 
+    /// The candidate for a contact waiting in the retry queue, with its history.
+    fn retry_candidate(&self, contact: i64, attempts: u32, due: i64) -> Candidate {
+        let at = |t: i64| self.at(t);
+        match self.contacts.get(&contact) {
+            Some(c) => Candidate {
+                recent_attempts: c.recent.iter().map(|&t| at(t)).collect(),
+                last_attempt_at: c.last_attempt.map(at),
+                last_abandoned_at: c.last_abandoned.map(at),
+                ..Candidate::new(contact, attempts, ContactStatus::Scheduled, at(due), c.zones.clone())
+            },
+            None => Candidate::new(contact, attempts, ContactStatus::Scheduled, at(due), self.zones.clone()),
+        }
+    }
+
     /// Starts as many owed dials as the CPS budget allows; schedules a `Pace` for the rest.
     fn dial_owed(&mut self, limiter: &SimLimiter) {
-        let now = self.at(self.now_ms);
         let mut budget = 0;
         while budget < self.owed && limiter.check().is_ok() {
             budget += 1;
@@ -229,10 +338,26 @@ impl Sim<'_> {
             self.pace_pending = true;
             self.push(self.now_ms + self.cps_period_ms, Ev::Pace);
         }
-        if budget == 0 {
-            return;
-        }
         self.owed -= budget;
+        // As the daemon offers more due contacts than it may dial, candidates the core refuses
+        // for compliance are replaced from the queue until the budget is placed or nothing is due.
+        for _ in 0..PLAN_ROUNDS {
+            if budget == 0 {
+                break;
+            }
+            let (placed, refused) = self.plan_and_dial(budget);
+            budget = budget.saturating_sub(placed);
+            if refused == 0 {
+                // Nothing was refused: the sources ran dry, another round finds nothing either.
+                break;
+            }
+        }
+    }
+
+    /// Offers `budget` candidates (due retries first, then fresh contacts) to the core, dials
+    /// the ones it plans and requeues the others. Returns how many were dialled and how many refused.
+    fn plan_and_dial(&mut self, budget: u32) -> (u32, usize) {
+        let now = self.at(self.now_ms);
         let mut candidates = Vec::with_capacity(budget as usize);
         while candidates.len() < budget as usize {
             match self.retries.peek() {
@@ -240,58 +365,93 @@ impl Sim<'_> {
                     let Some(Reverse((due, contact, attempts))) = self.retries.pop() else {
                         break;
                     };
-                    let tz = self.zones.get(&contact).copied().unwrap_or(chrono_tz::UTC);
-                    candidates.push(Candidate {
-                        contact,
-                        attempts,
-                        status: ContactStatus::Scheduled,
-                        next_attempt_at: self.at(due),
-                        timezone: tz,
-                    });
+                    candidates.push(self.retry_candidate(contact, attempts, due));
                 }
                 _ => break,
             }
         }
         while candidates.len() < budget as usize {
             let Some((contact, tz)) = self.fresh.next() else { break };
-            self.zones.insert(contact, tz);
-            candidates.push(Candidate {
+            self.contacts.insert(
                 contact,
-                attempts: 0,
-                status: ContactStatus::Pending,
-                next_attempt_at: self.t0,
-                timezone: tz,
-            });
+                Contact {
+                    zones: vec![tz],
+                    ..Contact::default()
+                },
+            );
+            candidates.push(Candidate::new(contact, 0, ContactStatus::Pending, self.t0, vec![tz]));
+        }
+        if candidates.is_empty() {
+            return (0, 0);
         }
         let keys = self.dialer.plan(now, &candidates, budget);
-        let placed: std::collections::HashSet<i64> = keys.iter().map(|k| k.contact).collect();
-        for c in candidates.iter().filter(|c| !placed.contains(&c.contact)) {
-            // Not dialable now (its zone's window is closed): back to the queue, a minute later.
-            let due = (c.next_attempt_at - self.t0)
-                .num_milliseconds()
-                .max(self.now_ms + 60_000);
-            self.retries.push(Reverse((due, c.contact, c.attempts)));
+        let refused = self.dialer.take_refused();
+        for c in &candidates {
+            if keys.iter().any(|k| k.contact == c.contact) {
+                continue;
+            }
+            // Refused for compliance: back to the queue when the rule allows it, or never.
+            // Otherwise (not planned), a minute later.
+            let due = match refused.iter().find(|r| r.contact == c.contact) {
+                Some(r) => match r.until {
+                    Some(until) => self.ms_of(until),
+                    None => {
+                        self.contacts.remove(&c.contact);
+                        continue;
+                    }
+                },
+                None => self.ms_of(c.next_attempt_at),
+            };
+            self.retries
+                .push(Reverse((due.max(self.now_ms + 60_000), c.contact, c.attempts)));
         }
+        let placed = keys.len() as u32;
         for key in keys {
-            let tz = self.zones.get(&key.contact).copied().unwrap_or(chrono_tz::UTC);
-            let open = self.dialer.rules().window.is_open(now, tz);
-            self.dial(key, open);
+            self.dial(key);
+        }
+        (placed, refused.len())
+    }
+
+    /// One tick: samples the figures; while the window is open, paces and ticks again in a
+    /// second; once it is closed everywhere, sleeps until it next opens.
+    fn tick(&mut self, at: i64, limiter: &SimLimiter) {
+        let now = self.at(at);
+        let open = self.open_at(now);
+        self.open = open;
+        self.m.window(at, open);
+        let counts = self.dialer.counts();
+        self.m.sample(counts, open, TICK_MS);
+        if open {
+            let a = self.dialer.abandonment(now, Duration::hours(1));
+            self.m.minute_sample(at, a);
+            self.pace(limiter);
+            self.push(at + TICK_MS, Ev::Tick);
+        } else {
+            self.owed = 0;
+            if let Some(next) = self.next_open(now) {
+                self.push(self.ms_of(next).max(at + 1), Ev::Tick);
+            }
         }
     }
 }
 
-/// Runs `rules` under `model` for `opts.hours` of virtual time and reports the figures.
+/// Runs `rules` under `model` for the horizon of `opts` in virtual time and reports the figures.
 pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimReport {
     let t0 = rules.window.next_open(opts.start, opts.timezone).unwrap_or(opts.start);
-    let horizon_ms = (opts.hours * 3_600_000.0) as i64;
+    let horizon_ms = (opts.horizon_hours() * 3_600_000.0) as i64;
     let clock = FakeRelativeClock::default();
     let cps = NonZeroU32::new(opts.calls_per_second).unwrap_or(NonZeroU32::MIN);
     let limiter: SimLimiter = RateLimiter::direct_with_clock(crate::trunk::cps_quota(cps.get()), clock.clone());
     let default_tz = opts.timezone;
-    let fresh: Box<dyn Iterator<Item = (i64, Tz)>> = match &opts.contacts {
-        Some(list) => Box::new(list.clone().into_iter().enumerate().map(|(i, tz)| (i as i64 + 1, tz))),
-        None => Box::new((1i64..).map(move |i| (i, default_tz))),
+    let (fresh, mut zones): (Box<dyn Iterator<Item = (i64, Tz)>>, Vec<Tz>) = match &opts.contacts {
+        Some(list) => (
+            Box::new(list.clone().into_iter().enumerate().map(|(i, tz)| (i as i64 + 1, tz))),
+            list.clone(),
+        ),
+        None => (Box::new((1i64..).map(move |i| (i, default_tz))), vec![default_tz]),
     };
+    zones.sort_by_key(|z| z.name());
+    zones.dedup();
     let mut sim = Sim {
         model,
         dialer: Dialer::new(rules.clone()),
@@ -303,12 +463,15 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
         live: HashMap::new(),
         retries: BinaryHeap::new(),
         fresh,
-        zones: HashMap::new(),
+        contacts: HashMap::new(),
+        zones,
+        open: false,
         ring_ms: (rules.ring_timeout_s * 1000.0) as i64,
+        hold_ms: ABANDON_HOLD.num_milliseconds(),
         owed: 0,
         pace_pending: false,
         cps_period_ms: (1000 / i64::from(cps.get())).max(1),
-        m: Metrics::new(rules.slots),
+        m: Metrics::new(rules.slots, Rolling::new(rules.cap)),
     };
     sim.push(0, Ev::Tick);
     let mut clock_ms = 0i64;
@@ -323,19 +486,12 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
         sim.now_ms = at;
         sim.m.events += 1;
         match ev {
-            Ev::Tick => {
-                let now = sim.at(at);
-                let counts = sim.dialer.counts();
-                let open = rules.window.is_open(now, default_tz);
-                sim.m.sample(counts, open, TICK_MS);
-                let a = sim.dialer.abandonment(now, Duration::hours(1));
-                sim.m.minute_sample(at, a);
-                sim.pace(&limiter);
-                sim.push(at + TICK_MS, Ev::Tick);
-            }
+            Ev::Tick => sim.tick(at, &limiter),
             Ev::Pace => {
                 sim.pace_pending = false;
-                sim.dial_owed(&limiter);
+                if sim.open {
+                    sim.dial_owed(&limiter);
+                }
             }
             Ev::Answer { key } => sim.answer(key),
             Ev::Callback { key } => {
@@ -343,25 +499,30 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
             }
             Ev::End { key, reason } => {
                 sim.end(key, reason);
-                let c = sim.dialer.counts();
-                if c.free() > c.dialing {
-                    sim.pace(&limiter);
+                // As the daemon's runner: an end that leaves capacity progressive would use paces now.
+                if sim.open {
+                    let c = sim.dialer.counts();
+                    if c.free() > c.dialing {
+                        sim.pace(&limiter);
+                    }
                 }
             }
         }
     }
     // Conversations still going at the end count up to the horizon.
-    for live in sim.live.values() {
-        if let (Some(c), SampledOutcome::Human) = (live.connected_at, live.call.outcome) {
-            sim.m.talk_ms += horizon_ms - c;
-        }
+    let going: Vec<i64> = sim
+        .live
+        .values()
+        .filter(|l| l.call.outcome == SampledOutcome::Human)
+        .filter_map(|l| l.connected_at)
+        .collect();
+    for c in going {
+        sim.m.talk(c, horizon_ms);
     }
-    let end = t0 + Duration::milliseconds(horizon_ms);
-    let day = sim.dialer.abandonment(end, Duration::days(30));
-    sim.m.finish(day)
+    sim.m.finish(opts.horizon_hours(), sim.dialer.refusal_counts())
 }
 
-/// 2026-12-01T00:00:00Z, the default start of a simulated day (a Tuesday).
+/// 2026-12-01T00:00:00Z, the default start of a simulated run (a Tuesday).
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap_or_default()
 }

@@ -2,9 +2,11 @@
 //! discrete-event simulator that drives the core in virtual time. Randomness lives here, never in `core`.
 
 pub mod bench;
+pub mod bench_compliance;
 pub mod des;
 pub mod model;
 pub mod report;
+pub mod rolling;
 pub mod run;
 pub mod transcript;
 

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 pub struct SimulateArgs {
     /// Agent slots instead of `max_concurrent`.
     pub slots: Option<u32>,
-    /// Hours of dialing (default 8).
+    /// Hours of virtual time from the first window opening (default 8).
     pub hours: Option<f64>,
+    /// Days of virtual time (24 hours each, nights and weekends included) instead of `hours`.
+    pub days: Option<u32>,
     /// Seed instead of `[trunk.sim] seed`.
     pub seed: Option<u64>,
     /// Pacing mode instead of `[dialer] mode`.
@@ -51,7 +53,7 @@ pub struct Simulation {
     pub mode: &'static str,
     /// Agent slots.
     pub slots: u32,
-    /// Hours simulated.
+    /// Hours of virtual time simulated.
     pub hours: f64,
     /// Seed.
     pub seed: u64,
@@ -82,6 +84,8 @@ pub fn simulate_file(path: &Path, args: &SimulateArgs) -> Result<(Simulation, Du
     }
     if let Some(mode) = args.mode {
         rules.pacing.mode = mode;
+        // As validation does for the file's mode: the 72-hour hold binds every mode that can abandon.
+        rules.limits.abandon_hold = mode.can_abandon().then_some(crate::core::compliance::ABANDON_HOLD);
     }
     let seed = args.seed.unwrap_or(campaign.sim.seed);
     let hours = args.hours.unwrap_or(8.0);
@@ -103,6 +107,7 @@ pub fn simulate_file(path: &Path, args: &SimulateArgs) -> Result<(Simulation, Du
     };
     let opts = SimOptions {
         hours,
+        days: args.days,
         seed,
         calls_per_second: campaign.dialer.calls_per_second,
         timezone: campaign.contacts.default_timezone,
@@ -117,7 +122,7 @@ pub fn simulate_file(path: &Path, args: &SimulateArgs) -> Result<(Simulation, Du
             campaign: campaign.id,
             mode: rules.pacing.mode.as_str(),
             slots: rules.slots,
-            hours,
+            hours: opts.horizon_hours(),
             seed,
             report,
         },

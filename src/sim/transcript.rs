@@ -46,6 +46,18 @@ fn pick<'a, R: Rng + ?Sized>(rng: &mut R, list: &[&'a str]) -> &'a str {
     list[rng.random_range(0..list.len())]
 }
 
+/// The user's turn that opts out of further calls in a template transcript.
+pub const OPT_OUT_TEXT: &str = "Please stop calling me and remove me from your list.";
+
+/// When the person opted out in `detail` (the opt-out turn's time), if they did.
+pub fn opt_out_at(detail: &CallDetail) -> Option<DateTime<Utc>> {
+    detail
+        .transcript
+        .iter()
+        .find(|m| m.role == Role::User && m.text == OPT_OUT_TEXT)
+        .map(|m| m.at)
+}
+
 /// Draws a conversation that starts at `answered_at` and lasts `talk` (already time-scaled);
 /// `wants_callback` adds a callback request. Turn times are spread evenly over the talk time.
 pub fn generate<R: Rng + ?Sized>(
@@ -77,10 +89,7 @@ pub fn generate<R: Rng + ?Sized>(
     let converted = !opted_out && rng.random::<f64>() < rates.conversion;
     let mut conversion_turn = None;
     if opted_out {
-        turns.push((
-            Role::User,
-            "Please stop calling me and remove me from your list.".into(),
-        ));
+        turns.push((Role::User, OPT_OUT_TEXT.into()));
         turns.push((
             Role::Agent,
             "Understood, I've removed you from our calling list. Sorry for the trouble.".into(),
