@@ -331,7 +331,7 @@ pub fn check_contacts_summary(src: &ContactSource) -> Result<(ReadSummary, Vec<R
 /// The 1-based line where `record` starts. `after` is the reader's line once the record was
 /// read: one past the record's last line when it ended with '\n'. The record's own position
 /// (taken before any blank lines were skipped) covers a last record without a newline.
-fn start_line(record: &ByteRecord, after: u64) -> u64 {
+pub(crate) fn start_line(record: &ByteRecord, after: u64) -> u64 {
     let embedded: u64 = record
         .iter()
         .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)

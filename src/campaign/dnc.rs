@@ -12,7 +12,6 @@ use crate::store::{DncEntry, DncImportStats, DncRow, DncScope, Store, StoreError
 use chrono::{DateTime, Utc};
 use csv::{ByteRecord, StringRecord};
 use phonenumber::country::Id;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
@@ -176,7 +175,7 @@ where
         if raw.iter().all(|f| f.trim_ascii().is_empty()) {
             continue; // a blank line ("\r" alone in a CRLF file)
         }
-        let line = start_line(&raw, rdr.position().line());
+        let line = super::contacts::start_line(&raw, rdr.position().line());
         let record = match StringRecord::from_byte_record(std::mem::take(&mut raw)) {
             Ok(r) => r,
             Err(e) => {
@@ -432,29 +431,15 @@ fn reject(summary: &mut DncReadSummary, line: u64, reason: String) {
     }
 }
 
-/// The 1-based line where `record` starts. `after` is the reader's line once the record was
-/// read: one past the record's last line when it ended with '\n'. The record's own position
-/// (taken before any blank lines were skipped) covers a last record without a newline.
-/// (Same rule as the contact reader.)
-fn start_line(record: &ByteRecord, after: u64) -> u64 {
-    let embedded: u64 = record
-        .iter()
-        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-        .sum();
-    let from_end = after.saturating_sub(1 + embedded);
-    record.position().map_or(from_end, |p| p.line().max(from_end))
-}
-
-/// SHA-256 (lower-case hex) of the file at `path`, read in a stream.
+/// SHA-256 (lower-case hex) of the file at `path`: the contact reader's, with its error mapped.
 fn file_sha256(path: &Path) -> Result<String, DncError> {
-    let io = |error| DncError::Io {
-        path: path.to_path_buf(),
-        error,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(io)?;
-    Ok(hex::encode(hasher.finalize()))
+    super::contacts::file_sha256(path).map_err(|e| match e {
+        super::contacts::ContactsError::Io { path, source } => DncError::Io { path, error: source },
+        other => DncError::Io {
+            path: path.to_path_buf(),
+            error: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 fn csv_error(path: &Path, e: csv::Error, line: u64) -> DncError {

@@ -47,28 +47,13 @@ impl Runner {
             "opt_out:{}",
             crate::analysis::record::CallRecord::id_for(key.contact, key.attempt)
         );
-        let mut result = self
-            .store
-            .dnc_add(
-                &crate::store::DncScope::Global,
-                &phone,
-                &source,
-                Some("opted out during a call"),
-                at,
-            )
-            .await;
+        let global = crate::store::DncScope::Global;
+        let reason = Some("opted out during a call");
+        let mut result = self.store.dnc_add(&global, &phone, &source, reason, at).await;
         if result.is_err() {
+            // One retry after a short pause: a busy database must not lose an opt-out.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            result = self
-                .store
-                .dnc_add(
-                    &crate::store::DncScope::Global,
-                    &phone,
-                    &source,
-                    Some("opted out during a call"),
-                    at,
-                )
-                .await;
+            result = self.store.dnc_add(&global, &phone, &source, reason, at).await;
         }
         match result {
             Ok(_) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "opt_out", call_id,
