@@ -72,16 +72,18 @@ pub const HUBSPOT_CALL_STATUSES: &[&str] = &[
 ];
 
 /// HubSpot's call outcome GUID (`hs_call_disposition`, see [`hubspot_disposition`]) and
-/// `hs_call_status` for an attempt outcome. A `failed` call (the trunk could not place it) is
-/// logged as "Wrong number", the closest default outcome; machines, no answers and abandoned
-/// calls as "No answer".
+/// `hs_call_status` for an attempt outcome. An abandoned call reached a person who heard the
+/// recorded safe-harbor message: "Left live message". A `failed` call (the trunk could not place
+/// it) is "No answer" with status `FAILED`, not "Wrong number", which would tell a sales rep the
+/// contact's number is bad when the network was; machines and no answers are "No answer".
 pub fn hubspot_outcome(outcome: &str) -> (&'static str, &'static str) {
     use hubspot_disposition as d;
     match outcome {
         "human" | "callback_requested" => (d::CONNECTED, "COMPLETED"),
         "voicemail_left" => (d::LEFT_VOICEMAIL, "COMPLETED"),
         "busy" => (d::BUSY, "BUSY"),
-        "failed" => (d::WRONG_NUMBER, "FAILED"),
+        "abandoned" => (d::LEFT_LIVE_MESSAGE, "COMPLETED"),
+        "failed" => (d::NO_ANSWER, "FAILED"),
         _ => (d::NO_ANSWER, "NO_ANSWER"),
     }
 }
@@ -275,6 +277,9 @@ mod tests {
     #[test]
     fn outcomes_map_to_documented_dispositions_and_statuses() {
         use hubspot_disposition as d;
+        assert_eq!(hubspot_outcome("failed"), (d::NO_ANSWER, "FAILED"));
+        assert_eq!(hubspot_outcome("abandoned"), (d::LEFT_LIVE_MESSAGE, "COMPLETED"));
+        assert_eq!(hubspot_outcome("human"), (d::CONNECTED, "COMPLETED"));
         let documented = [
             d::BUSY,
             d::CONNECTED,
