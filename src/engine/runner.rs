@@ -70,6 +70,8 @@ pub(crate) struct Runner {
     refusals_flushed: BTreeMap<RefusalReason, u64>,
     /// Numbers of calls in flight, for opt-outs.
     phones: HashMap<ContactId, String>,
+    /// Size and modification time of the campaign's DNC file when it was last imported.
+    dnc_seen: Option<crate::campaign::watch::Fingerprint>,
 }
 
 fn limiter(cps: u32) -> DefaultDirectRateLimiter {
@@ -108,6 +110,7 @@ impl Runner {
             history_loaded: false,
             refusals_flushed: BTreeMap::new(),
             phones: HashMap::new(),
+            dnc_seen: None,
         }
     }
 
@@ -246,6 +249,7 @@ impl Runner {
         }
         self.dialer.set_rules(campaign.rules.clone());
         self.campaign = campaign;
+        self.dnc_seen = None;
         self.paused = false;
         self.finished = false;
         self.announced_sleep = None;

@@ -19,9 +19,19 @@ impl Runner {
         let Some(path) = self.campaign.dnc_list.clone() else {
             return Ok(());
         };
+        // Hashing a large list every few seconds is wasted work: look again only when its size or
+        // modification time changed (the SHA-256 then decides whether anything is imported).
+        let seen = crate::campaign::watch::meta_fingerprint(&path);
+        if self.dnc_seen.as_ref() == Some(&seen) {
+            return Ok(());
+        }
         let scope = crate::store::DncScope::Campaign(self.campaign.id.clone());
         let region = self.campaign.contacts.default_region;
-        match crate::campaign::dnc::import_dnc_file(&self.store, &path, &scope, region, Utc::now()).await {
+        let result = crate::campaign::dnc::import_dnc_file(&self.store, &path, &scope, region, Utc::now()).await;
+        if result.is_ok() {
+            self.dnc_seen = Some(seen);
+        }
+        match result {
             Ok(crate::campaign::dnc::DncFileOutcome::Unchanged) => Ok(()),
             Ok(crate::campaign::dnc::DncFileOutcome::Imported { stats, rejects }) => {
                 info!(campaign = %self.id(), file = %path.display(), rows = stats.rows, added = stats.added,
