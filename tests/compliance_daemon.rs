@@ -138,16 +138,7 @@ fn a_restart_keeps_the_abandonment_counters() {
     let sim = "[trunk.sim]\nseed = 7\ntime_scale = 0.01\np_human = 0.6\np_machine = 0.1\np_no_answer = 0.2\np_busy = 0.05\np_failed = 0.05\n";
     let dir = campaign_dir(tmp.path(), "p", 150, sim);
     let toml = dir.join("p.toml");
-    let src = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("[dialer]\n", "[dialer]\nmode = \"predictive\"\n")
-        // One attempt each: an abandoned contact would otherwise wait out its 72-hour hold, and
-        // `--until-idle` waits for every contact that is still to be dialled, however late.
-        .replace("max_attempts = 3", "max_attempts = 1")
-        .replace(
-            "[compliance]\n",
-            "[compliance]\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
-        );
+    let src = common::predictive(&std::fs::read_to_string(&toml).unwrap());
     std::fs::write(&toml, src).unwrap();
     let db = tmp.path().join("d.db");
     let mut first = Daemon::start(&dir, &db, true);

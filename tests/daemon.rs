@@ -56,16 +56,7 @@ fn runs_to_completion_and_logs_every_transition() {
     // Predictive pacing in the real daemon: the mode goes in [dialer], the safe-harbor message in [compliance].
     let dir = campaign_dir(tmp.path(), "small", 60, FAST_SIM);
     let toml = dir.join("small.toml");
-    let predictive = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("[dialer]\n", "[dialer]\nmode = \"predictive\"\n")
-        // One attempt each: an abandoned contact would otherwise wait out its 72-hour hold, and
-        // `--until-idle` waits for every contact that is still to be dialled, however late.
-        .replace("max_attempts = 3", "max_attempts = 1")
-        .replace(
-            "[compliance]\n",
-            "[compliance]\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
-        );
+    let predictive = common::predictive(&std::fs::read_to_string(&toml).unwrap());
     std::fs::write(&toml, predictive).unwrap();
     let db = tmp.path().join("d.db");
     let mut d = Daemon::start(&dir, &db, true);

@@ -74,6 +74,18 @@ legal_hours = "00:00-24:00"
     )
 }
 
+/// A [`campaign_toml`] switched to predictive pacing, with the safe-harbor message that mode
+/// requires and one attempt per contact: an abandoned contact would otherwise wait out its
+/// 72-hour hold, and `--until-idle` waits for every contact still to be dialled, however late.
+pub fn predictive(toml: &str) -> String {
+    toml.replace("[dialer]\n", "[dialer]\nmode = \"predictive\"\n")
+        .replace("max_attempts = 3", "max_attempts = 1")
+        .replace(
+            "[compliance]\n",
+            "[compliance]\nsafe_harbor_message = \"This is Acme; we will call you back. Call us at +1 415 555 0100.\"\n",
+        )
+}
+
 /// A running daemon whose stderr lines are collected on a channel.
 pub struct Daemon {
     pub child: Child,
