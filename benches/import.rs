@@ -1,16 +1,27 @@
 //! Contact import throughput: generates a CSV (1,000,000 rows unless `DIALERD_BENCH_ROWS` says
-//! otherwise) in a temp dir and imports it into a temp SQLite file through
-//! `Store::import_contacts`, the daemon's path; prints rows/s and peak RSS (VmHWM). Then times a
-//! `dialerd check`-style read of `../shared/data/customers-10000.csv` (or `DIALERD_CUSTOMERS_CSV`).
+//! otherwise) in a temp dir, then, side by side in the same run:
+//!
+//! - `sqlite3 .import` of that file into a plain table of a fresh database (the `sqlite3` CLI
+//!   must be on PATH; the bench says so when it is not and reports dialerd alone);
+//! - dialerd's import of the same file into a fresh store through `Store::import_contacts`, the
+//!   daemon's path (every number validated and normalised, duplicates merged);
+//!
+//! and prints rows/s for both, their ratio, and the peak RSS (VmHWM) of this process, which is
+//! the importer's. Then the cost of one number (libphonenumber parse + validate + E.164 on one
+//! thread), and a `dialerd check`-style read of `../shared/data/customers-10000.csv` (or
+//! `DIALERD_CUSTOMERS_CSV`).
 //!
 //! Run with `cargo bench --bench import`.
 
-use dialerd::campaign::contacts::{ContactSource, check_contacts};
+use dialerd::campaign::contacts::{ContactSource, ReadOptions, check_contacts, normalize_phone, read_contacts_with};
 use dialerd::campaign::file::ContactsFile;
+use dialerd::campaign::phone::Region;
 use dialerd::store::{ImportOutcome, Store};
 use std::error::Error;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Area codes valid under libphonenumber's US metadata.
@@ -76,6 +87,7 @@ fn columns(phone: &str, alternates: &[&str]) -> ContactsFile {
         last_name: None,
         email: None,
         timezone: None,
+        priority: None,
     }
 }
 
@@ -83,9 +95,62 @@ fn source(path: PathBuf, columns: ContactsFile) -> ContactSource {
     ContactSource {
         path,
         columns,
-        default_region: phonenumber::country::Id::US,
+        default_region: Region::US,
         default_timezone: chrono_tz::America::New_York,
     }
+}
+
+/// Seconds `sqlite3 .import` takes to load `csv` into a plain table of a fresh database at
+/// `db`; `None` (with the reason printed) when the CLI is missing or fails.
+fn sqlite3_import(csv: &Path, db: &Path) -> Option<f64> {
+    let script = format!(".mode csv\n.import '{}' contacts\n", csv.display());
+    let t = Instant::now();
+    let child = Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            println!(
+                "sqlite3 .import: not measured: the sqlite3 CLI is not on PATH ({e}); install it (Debian: apt-get install sqlite3)"
+            );
+            return None;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take()
+        && let Err(e) = stdin.write_all(script.as_bytes())
+    {
+        println!("sqlite3 .import: not measured: {e}");
+        return None;
+    }
+    match child.wait_with_output() {
+        Ok(out) if out.status.success() && out.stderr.is_empty() => Some(t.elapsed().as_secs_f64()),
+        Ok(out) => {
+            println!(
+                "sqlite3 .import: not measured: {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!("sqlite3 .import: not measured: {e}");
+            None
+        }
+    }
+}
+
+/// Microseconds per number for libphonenumber's parse + is_valid_number + E.164 on one thread.
+fn per_number_us(n: usize) -> f64 {
+    let texts: Vec<String> = (0..n).map(|i| number(i, i)).collect();
+    let t = Instant::now();
+    let valid = texts.iter().filter(|s| normalize_phone(s, Region::US).is_ok()).count();
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    assert_eq!(valid, n);
+    us
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -105,13 +170,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let rss_before = peak_rss_kib();
 
+    let sqlite_secs = sqlite3_import(&csv, &dir.path().join("plain.sqlite"));
+    if let Some(secs) = sqlite_secs {
+        println!(
+            "sqlite3 .import: {rows} rows in {secs:.2} s = {:.0} rows/s",
+            rows as f64 / secs
+        );
+    }
+
     let db = dir.path().join("bench.sqlite");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let src = source(csv, columns("phone", &["alt_phone"]));
-    rt.block_on(async {
+    let dialerd_secs = rt.block_on(async {
         let store = Store::open(&db.display().to_string()).await?;
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
         sqlx::query("INSERT INTO campaigns (id,name,file,state,created_at,updated_at) VALUES ('bench','bench','bench.toml','active',0,0)")
@@ -120,20 +193,47 @@ fn main() -> Result<(), Box<dyn Error>> {
         let t = Instant::now();
         let outcome = store.import_contacts("bench", &src, chrono::Utc::now()).await?;
         let secs = t.elapsed().as_secs_f64();
-        println!("import: {outcome:?}");
-        println!("import: {rows} rows in {secs:.2} s = {:.0} rows/s", rows as f64 / secs);
+        println!("dialerd import: {outcome:?}");
+        println!("dialerd import: {rows} rows in {secs:.2} s = {:.0} rows/s", rows as f64 / secs);
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts").fetch_one(&pool).await?;
         println!("contacts stored: {n}");
         let t = Instant::now();
         let again = store.import_contacts("bench", &src, chrono::Utc::now()).await?;
         assert_eq!(again, ImportOutcome::Unchanged);
         println!("re-import of the same file: {again:?} in {:.2?}", t.elapsed());
-        Ok::<_, Box<dyn Error>>(())
+        Ok::<_, Box<dyn Error>>(secs)
     })?;
+    match sqlite_secs {
+        Some(s) => println!(
+            "ratio dialerd / sqlite3 .import (rows/s): {:.2} (goal: at least 0.50)",
+            s / dialerd_secs
+        ),
+        None => println!("ratio dialerd / sqlite3 .import: not measured (no sqlite3)"),
+    }
     println!(
         "peak RSS (VmHWM): {} KiB after import (was {} KiB before)",
         peak_rss_kib().unwrap_or(0),
         rss_before.unwrap_or(0)
+    );
+    // The reader alone (CSV, validation, duplicate merging; no store) on 1 and 2 threads, to
+    // tell the reading side from the writing side and show what the second core gives.
+    for threads in [1, 2] {
+        let opts = ReadOptions {
+            threads,
+            ..ReadOptions::default()
+        };
+        let t = Instant::now();
+        let summary = read_contacts_with(&src, &opts, |_| ControlFlow::Continue(()))?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "read + validate + merge only (no store), {threads} validating thread(s): {} rows in {secs:.2} s = {:.0} rows/s",
+            summary.stats.rows,
+            summary.stats.rows as f64 / secs
+        );
+    }
+    println!(
+        "one number (parse + is_valid_number + E.164, one thread): {:.2} µs",
+        per_number_us(200_000)
     );
 
     let customers = std::env::var_os("DIALERD_CUSTOMERS_CSV")

@@ -36,8 +36,9 @@ fn source(dir: &Path, name: &str, text: &str) -> ContactSource {
             last_name: None,
             email: None,
             timezone: Some("tz".into()),
+            priority: None,
         },
-        default_region: phonenumber::country::Id::US,
+        default_region: dialerd::campaign::phone::Region::US,
         default_timezone: chrono_tz::America::New_York,
     }
 }

@@ -5,9 +5,8 @@
 //! When duplicates of a number merge, a zone that is only a fallback (the default, or the list
 //! derived from the number) is replaced by a later row's zone that is neither.
 
-use super::phone::{e164_zone_list, number_zone_list};
+use super::phone::{PhoneNumber, e164_zone_list, number_zone_list};
 use chrono_tz::Tz;
-use phonenumber::PhoneNumber;
 use serde::Serialize;
 
 /// Where an accepted contact's zone came from.
@@ -61,7 +60,7 @@ impl ZoneCounts {
     }
 }
 
-/// The zone of a row whose number is `number`: the `column` cell when it is not empty (one IANA
+/// The zone of a row whose number is `number` (E.164 form `e164`): the `column` cell when it is not empty (one IANA
 /// zone, canonical name), else the number's zones, else `default_tz`.
 ///
 /// Errors: the reason for a row reject (`TZ: unknown zone "Mars/Base"`), `label` naming the column.
@@ -69,6 +68,7 @@ pub(crate) fn row_zone(
     column: Option<&str>,
     label: &str,
     number: &PhoneNumber,
+    e164: &str,
     default_tz: &str,
 ) -> Result<(String, ZoneSource), String> {
     match column.map(str::trim).filter(|s| !s.is_empty()) {
@@ -76,7 +76,7 @@ pub(crate) fn row_zone(
             Ok(tz) => Ok((tz.name().to_string(), ZoneSource::Column)),
             Err(_) => Err(format!("{label}: unknown zone \"{text}\"")),
         },
-        None => Ok(match number_zone_list(number) {
+        None => Ok(match number_zone_list(number, e164) {
             Some(zones) => (zones.to_string(), ZoneSource::Number),
             None => (default_tz.to_string(), ZoneSource::Default),
         }),
@@ -104,15 +104,15 @@ pub(crate) fn merge_takes(current: &str, other: &str, phone_e164: &str, default_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::phone::parse_valid;
-    use phonenumber::country::Id;
+    use crate::campaign::phone::{Region, e164, parse_valid};
 
     const NY: &str = "America/New_York";
 
     #[test]
     fn column_then_number_then_default() {
-        let n = parse_valid("602-555-0100", Id::US).unwrap();
-        let zone = |cell| row_zone(cell, "TZ", &n, NY);
+        let n = parse_valid("602-555-0100", Region::US).unwrap();
+        let e = e164(&n);
+        let zone = |cell| row_zone(cell, "TZ", &n, &e, NY);
         assert_eq!(zone(None), Ok(("America/Phoenix".into(), ZoneSource::Number)));
         assert_eq!(zone(Some("  ")), Ok(("America/Phoenix".into(), ZoneSource::Number)));
         assert_eq!(
@@ -125,8 +125,11 @@ mod tests {
         // A column holds one zone, not a list.
         assert!(zone(Some("America/Chicago&America/New_York")).is_err());
         // A number libphonenumber has no zone for: the default (+882 is an international network).
-        let intl = phonenumber::parse(None, "+88213100000").unwrap();
-        assert_eq!(row_zone(None, "TZ", &intl, NY), Ok((NY.into(), ZoneSource::Default)));
+        let intl = parse_valid("+88213100000", Region::US).unwrap();
+        assert_eq!(
+            row_zone(None, "TZ", &intl, "+88213100000", NY),
+            Ok((NY.into(), ZoneSource::Default))
+        );
     }
 
     #[test]

@@ -1,21 +1,26 @@
-//! Reading a contact CSV: header mapping, E.164 normalisation with `phonenumber`, per-row
-//! validation with a reject reason each, the contact's zones (see [`super::contact_zone`]), and
-//! merging of rows that share a number.
+//! Reading a contact CSV: header mapping, E.164 normalisation as libphonenumber reads numbers
+//! ([`super::phone`]), per-row validation with a reject reason each, the contact's zones (see
+//! [`super::contact_zone`]), and merging of rows that share a number.
 //!
-//! Pure: no database. The file is streamed; rows, merges and rejects come out in batches of
-//! about [`BATCH_ROWS`] so that a million-row file is never held in memory whole (only the
-//! numbers seen so far are kept, each with where its zone came from).
+//! Pure: no database. The file is streamed: one thread reads CSV records in chunks of
+//! [`ReadOptions::chunk_rows`], a pool of [`ReadOptions::threads`] validates the rows of each
+//! chunk (rows are independent: that is where the time goes), and the calling thread merges
+//! duplicates in file order ([`super::ordered`] keeps the order, so the result does not depend
+//! on the thread count). Rows, merges and rejects come out in batches of about [`BATCH_ROWS`],
+//! so a million-row file is never held in memory whole: only the numbers seen so far are kept
+//! (a 64-bit key and where its zone came from, each).
 
-use super::contact_zone::{ZoneCounts, ZoneSource, is_given, merge_takes, row_zone};
+use super::contact_columns::ColumnMap;
+use super::contact_zone::{ZoneCounts, ZoneSource, is_given, merge_takes};
 use super::file::ContactsFile;
-use super::phone::{normalized, parse_valid};
+use super::ordered::{default_threads, ordered_map};
+use super::phone::Region;
 use chrono_tz::Tz;
-use csv::{ByteRecord, StringRecord};
-use phonenumber::country::Id;
+use csv::ByteRecord;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::ops::ControlFlow;
@@ -25,6 +30,29 @@ pub use super::phone::{NormalizedPhone, PhoneError, normalize_phone, parse_regio
 
 /// Rows (new rows + merges + rejects) per batch handed to the consumer.
 pub const BATCH_ROWS: usize = 10_000;
+/// CSV records per chunk handed to a validating thread.
+pub const CHUNK_ROWS: usize = 1_000;
+
+/// How [`read_contacts_with`] splits the work. The output is the same for every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Entries (new rows + merges + rejects) per [`Batch`]; at least 1.
+    pub batch_rows: usize,
+    /// CSV records per chunk validated by one thread; at least 1.
+    pub chunk_rows: usize,
+    /// Threads validating rows; at least 1. Default: the machine's available parallelism.
+    pub threads: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            batch_rows: BATCH_ROWS,
+            chunk_rows: CHUNK_ROWS,
+            threads: default_threads(),
+        }
+    }
+}
 
 /// Where a campaign's contacts come from and how to read them.
 #[derive(Debug, Clone)]
@@ -34,7 +62,7 @@ pub struct ContactSource {
     /// The `[contacts]` column mapping.
     pub columns: ContactsFile,
     /// Region used to read numbers written without `+country` (national formats, IDD).
-    pub default_region: Id,
+    pub default_region: Region,
     /// Zone given to rows whose timezone column is absent or empty and whose number has no zone.
     pub default_timezone: Tz,
 }
@@ -59,6 +87,9 @@ pub struct ContactRow {
     /// IANA zones: the row's own zone, else the zones of its number joined by `&`
     /// ([`crate::core::zones::format_zone_list`]), else the campaign's default.
     pub timezone: String,
+    /// Dialing priority among contacts due at the same instant (higher first); `None` (stored as
+    /// 0) when the column is unmapped or empty.
+    pub priority: Option<i64>,
     /// Unmapped columns, keyed by header name as written (trimmed), values trimmed.
     pub custom_fields: BTreeMap<String, String>,
 }
@@ -78,6 +109,9 @@ impl ContactRow {
         fill(&mut self.first_name, other.first_name);
         fill(&mut self.last_name, other.last_name);
         fill(&mut self.email, other.email);
+        if self.priority.is_none() {
+            self.priority = other.priority;
+        }
         if merge_takes(&self.timezone, &other.timezone, &self.phone_e164, default_timezone) {
             self.timezone = other.timezone;
         }
@@ -205,10 +239,39 @@ pub fn file_sha256(path: &Path) -> Result<String, ContactsError> {
 
 /// Reads the whole file, calling `on_batch` with batches of about `batch_rows` entries
 /// (new rows, merges of duplicates into rows of earlier batches, rejects) in file order.
-/// `on_batch` returns `ControlFlow::Break` to stop the read.
+/// `on_batch` returns `ControlFlow::Break` to stop the read. [`read_contacts_with`] with the
+/// default options otherwise.
 ///
 /// Errors: [`ContactsError`] for an unreadable file, a bad header, a missing column, or a stop.
-pub fn read_contacts<F>(src: &ContactSource, batch_rows: usize, mut on_batch: F) -> Result<ReadSummary, ContactsError>
+pub fn read_contacts<F>(src: &ContactSource, batch_rows: usize, on_batch: F) -> Result<ReadSummary, ContactsError>
+where
+    F: FnMut(Batch) -> ControlFlow<()>,
+{
+    let opts = ReadOptions {
+        batch_rows,
+        ..ReadOptions::default()
+    };
+    read_contacts_with(src, &opts, on_batch)
+}
+
+/// One CSV record as read: the line it starts on and its fields.
+type RawRow = (u64, ByteRecord);
+/// One validated row: the line and the row, how many alternates it dropped and where its zone
+/// came from; or the reject reason.
+type CheckedRow = (u64, Result<(ContactRow, u64, ZoneSource), String>);
+
+/// [`read_contacts`] with the work split as `opts` says: records are read on one thread,
+/// validated on `opts.threads`, and merged in file order on the calling thread, which also
+/// calls `on_batch`. The batches, the summary and the rejects are the same for every `opts`
+/// with the same `batch_rows`.
+///
+/// Errors: as [`read_contacts`]. A malformed CSV record (bad UTF-8 is a reject instead) ends
+/// the read with [`ContactsError::Csv`] after the batches before it.
+pub fn read_contacts_with<F>(
+    src: &ContactSource,
+    opts: &ReadOptions,
+    mut on_batch: F,
+) -> Result<ReadSummary, ContactsError>
 where
     F: FnMut(Batch) -> ControlFlow<()>,
 {
@@ -219,8 +282,8 @@ where
     };
     let file = std::fs::File::open(path).map_err(io)?;
     // Records end at '\n' only, so a CRLF file's '\r' stays in the last field (cells are
-    // trimmed) and csv's line counter matches the file's lines. Field counts are checked here so
-    // that a malformed row is reported with its content still at hand.
+    // trimmed) and csv's line counter matches the file's lines. Field counts are checked per
+    // row so that a malformed row is reported as a reject.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -236,71 +299,76 @@ where
     };
     let map = ColumnMap::resolve(src, &header)?;
     let default_tz = src.default_timezone.name();
-    let mut stats = ImportStats::default();
-    let mut dedupe = Dedupe::default();
-    let mut batch = Batch::default();
-    let batch_rows = batch_rows.max(1);
-    let mut raw = ByteRecord::new();
-    loop {
-        match rdr.read_byte_record(&mut raw) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(fatal(path, e, line));
-            }
-        }
-        if raw.len() == 1 && raw[0].trim_ascii().is_empty() {
-            continue; // a blank line ("\r" alone in a CRLF file)
-        }
-        let line = start_line(&raw, rdr.position().line());
-        stats.rows += 1;
-        let result = if raw.len() != header.len() {
-            Err(format!(
-                "malformed row: {} fields, the header has {}",
-                raw.len(),
-                header.len()
-            ))
-        } else {
-            match StringRecord::from_byte_record(std::mem::take(&mut raw)) {
-                Ok(record) => {
-                    let r = map.row(&record, line, src.default_region, default_tz);
-                    raw = record.into_byte_record();
-                    r
-                }
+    let chunk_rows = opts.chunk_rows.max(1);
+    let batch_rows = opts.batch_rows.max(1);
+
+    let produce = |send: &mut dyn FnMut(Vec<RawRow>) -> bool| -> Result<String, ContactsError> {
+        let mut chunk = Vec::with_capacity(chunk_rows);
+        loop {
+            let mut raw = ByteRecord::new();
+            match rdr.read_byte_record(&mut raw) {
+                Ok(false) => break,
+                Ok(true) => {}
                 Err(e) => {
-                    let field = e.utf8_error().field() + 1;
-                    raw = e.into_byte_record();
-                    Err(format!("malformed row: field {field} is not valid UTF-8"))
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Err(fatal(path, e, line));
                 }
             }
-        };
-        match result {
-            Ok((row, dropped, source)) => {
-                stats.alternate_phones_dropped += dropped;
-                if dedupe.add(row, source, &mut batch, default_tz) {
-                    stats.accepted += 1;
-                } else {
-                    stats.duplicates += 1;
-                }
+            if raw.len() == 1 && raw[0].trim_ascii().is_empty() {
+                continue; // a blank line ("\r" alone in a CRLF file)
             }
-            Err(reason) => {
-                stats.rejected += 1;
-                batch.rejects.push(Reject { line, reason });
-            }
-        }
-        if batch.len() >= batch_rows {
-            dedupe.flushed();
-            if on_batch(std::mem::take(&mut batch)).is_break() {
+            chunk.push((start_line(&raw, rdr.position().line()), raw));
+            if chunk.len() >= chunk_rows && !send(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows))) {
                 return Err(ContactsError::Stopped { path: path.clone() });
             }
         }
-    }
-    if batch.len() > 0 && on_batch(batch).is_break() {
+        if !chunk.is_empty() && !send(chunk) {
+            return Err(ContactsError::Stopped { path: path.clone() });
+        }
+        Ok(hex(&rdr.into_inner().hasher.finalize()))
+    };
+    let work = |chunk: Vec<RawRow>| -> Vec<CheckedRow> {
+        chunk
+            .into_iter()
+            .map(|(line, raw)| (line, map.check(raw, header.len(), line, src.default_region, default_tz)))
+            .collect()
+    };
+    let consume = |checked: &mut dyn Iterator<Item = Vec<CheckedRow>>| {
+        let mut stats = ImportStats::default();
+        let mut dedupe = Dedupe::default();
+        let mut batch = Batch::default();
+        for (line, result) in checked.flatten() {
+            stats.rows += 1;
+            match result {
+                Ok((row, dropped, source)) => {
+                    stats.alternate_phones_dropped += dropped;
+                    if dedupe.add(row, source, &mut batch, default_tz) {
+                        stats.accepted += 1;
+                    } else {
+                        stats.duplicates += 1;
+                    }
+                }
+                Err(reason) => {
+                    stats.rejected += 1;
+                    batch.rejects.push(Reject { line, reason });
+                }
+            }
+            if batch.len() >= batch_rows {
+                dedupe.flushed();
+                if on_batch(std::mem::take(&mut batch)).is_break() {
+                    return Err(ContactsError::Stopped { path: path.clone() });
+                }
+            }
+        }
+        Ok((stats, dedupe.zones, batch))
+    };
+    let (read, consumed) = ordered_map(opts.threads, produce, work, consume);
+    // The consumer's error first: when it stopped, the reader only saw its channel close.
+    let (stats, zones, last) = consumed?;
+    let sha256 = read?;
+    if last.len() > 0 && on_batch(last).is_break() {
         return Err(ContactsError::Stopped { path: path.clone() });
     }
-    let sha256 = hex(&rdr.into_inner().hasher.finalize());
-    let zones = dedupe.zones;
     if zones.default > 0 {
         tracing::info!(file = %path.display(), contacts = zones.default, default_timezone = default_tz,
             from_column = zones.column, from_number = zones.number,
@@ -374,140 +442,6 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
-    }
-}
-
-/// A mapped column: its index and its header name as written (trimmed), for reasons.
-#[derive(Debug, Clone)]
-struct Col {
-    idx: usize,
-    label: String,
-}
-
-/// The header resolved against the `[contacts]` mapping.
-#[derive(Debug)]
-struct ColumnMap {
-    phone: Col,
-    alternates: Vec<Col>,
-    first_name: Option<Col>,
-    last_name: Option<Col>,
-    email: Option<Col>,
-    timezone: Option<Col>,
-    custom: Vec<Col>,
-}
-
-fn norm(s: &str) -> String {
-    s.trim_start_matches('\u{feff}').trim().to_lowercase()
-}
-
-impl ColumnMap {
-    fn resolve(src: &ContactSource, header: &StringRecord) -> Result<ColumnMap, ContactsError> {
-        let labels: Vec<String> = header
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
-            .collect();
-        let normed: Vec<String> = labels.iter().map(|l| norm(l)).collect();
-        let find = |name: &str| {
-            let n = norm(name);
-            normed.iter().position(|h| *h == n).map(|idx| Col {
-                idx,
-                label: labels[idx].clone(),
-            })
-        };
-        let required = |name: &str, field: &'static str| {
-            find(name).ok_or_else(|| ContactsError::MissingColumn {
-                path: src.path.clone(),
-                column: name.to_string(),
-                field,
-            })
-        };
-        let optional = |configured: &Option<String>, default: &str, field: &'static str| match configured {
-            Some(name) => required(name, field).map(Some),
-            None => Ok(find(default)),
-        };
-        let c = &src.columns;
-        let phone = required(&c.phone, "phone")?;
-        let alternates = c
-            .alternate_phones
-            .iter()
-            .map(|a| required(a, "alternate_phones"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let first_name = optional(&c.first_name, "first_name", "first_name")?;
-        let last_name = optional(&c.last_name, "last_name", "last_name")?;
-        let email = optional(&c.email, "email", "email")?;
-        let timezone = optional(&c.timezone, "timezone", "timezone")?;
-        let mut used: HashSet<usize> = alternates.iter().map(|a| a.idx).collect();
-        used.insert(phone.idx);
-        used.extend(
-            [&first_name, &last_name, &email, &timezone]
-                .into_iter()
-                .flatten()
-                .map(|c| c.idx),
-        );
-        let custom = (0..labels.len())
-            .filter(|i| !used.contains(i))
-            .map(|idx| Col {
-                idx,
-                label: labels[idx].clone(),
-            })
-            .collect();
-        Ok(ColumnMap {
-            phone,
-            alternates,
-            first_name,
-            last_name,
-            email,
-            timezone,
-            custom,
-        })
-    }
-
-    /// Validates one record; on success returns the row, how many alternates were dropped, and
-    /// where its zone came from.
-    fn row(
-        &self,
-        rec: &StringRecord,
-        line: u64,
-        region: Id,
-        default_tz: &str,
-    ) -> Result<(ContactRow, u64, ZoneSource), String> {
-        let cell = |c: &Col| rec.get(c.idx).unwrap_or("").trim();
-        let opt = |c: &Option<Col>| c.as_ref().map(cell).filter(|s| !s.is_empty()).map(str::to_string);
-        let number = parse_valid(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
-        let phone = normalized(&number);
-        let tz_label = self.timezone.as_ref().map_or("timezone", |c| &c.label);
-        let (timezone, source) = row_zone(self.timezone.as_ref().map(cell), tz_label, &number, default_tz)?;
-        let mut dropped = 0;
-        let mut alternate_phones = Vec::new();
-        for alt in &self.alternates {
-            let text = cell(alt);
-            if text.is_empty() {
-                continue;
-            }
-            match normalize_phone(text, region) {
-                Ok(p) if p.e164 != phone.e164 && !alternate_phones.contains(&p.e164) => alternate_phones.push(p.e164),
-                Ok(_) => {}
-                Err(_) => dropped += 1,
-            }
-        }
-        let mut custom_fields = BTreeMap::new();
-        for c in &self.custom {
-            custom_fields
-                .entry(c.label.clone())
-                .or_insert_with(|| cell(c).to_string());
-        }
-        let row = ContactRow {
-            line,
-            phone_e164: phone.e164,
-            extension: phone.extension,
-            alternate_phones,
-            first_name: opt(&self.first_name),
-            last_name: opt(&self.last_name),
-            email: opt(&self.email),
-            timezone,
-            custom_fields,
-        };
-        Ok((row, dropped, source))
     }
 }
 

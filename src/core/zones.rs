@@ -2,7 +2,8 @@
 //!
 //! The data is libphonenumber's prefix → time-zone map (`resources/timezones/map_data.txt`), as
 //! shipped in the `phonenumbers` package; `zones_data.txt` beside this file says which version,
-//! when, and how to regenerate it (`zones_data.py`). The lookups follow libphonenumber's
+//! when, and how to regenerate it (`zones_data.py`). It is the release whose metadata
+//! `rlibphonenumber` carries, which gives the number's type here. The lookups follow libphonenumber's
 //! `PhoneNumberToTimeZonesMapper`: the longest prefix of the E.164 digits for a geographical
 //! number, the country calling code's zones for any other (a mobile number in most countries, a
 //! toll-free number). One departure: a NANP number (+1) always goes by its area code, mobiles
@@ -13,10 +14,10 @@
 //! an Australian mobile: every Australian zone); a contact's zones are stored as one or more IANA
 //! names joined by `&`, libphonenumber's separator.
 //!
-//! Pure: the table is embedded and parsed once.
+//! Pure: the table and the metadata are embedded and parsed once.
 
 use chrono_tz::Tz;
-use phonenumber::{PhoneNumber, Type};
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberType};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -25,10 +26,10 @@ pub const ZONE_SEPARATOR: char = '&';
 
 /// Countries whose mobile numbers are geographical (libphonenumber's `GEO_MOBILE_COUNTRIES`:
 /// Mexico, Argentina, Brazil, Indonesia, China).
-const GEO_MOBILE_COUNTRIES: [u16; 5] = [52, 54, 55, 62, 86];
+const GEO_MOBILE_COUNTRIES: [i32; 5] = [52, 54, 55, 62, 86];
 
 /// The North American Numbering Plan's country calling code.
-const NANP: u16 = 1;
+const NANP: i32 = 1;
 
 const DATA: &str = include_str!("zones_data.txt");
 
@@ -144,20 +145,28 @@ pub fn zones_for_country(code: u16) -> Option<&'static [Tz]> {
 /// for a geographical number (fixed line, fixed line or mobile, or a mobile in a country whose
 /// mobiles are geographical), the country's zones for any other type; `None` when the data has
 /// none. A NANP number goes by its area code whatever its type (see the module header).
-pub fn zones_for_phone(number: &PhoneNumber) -> Option<&'static [Tz]> {
-    entry_for_phone(number).map(|e| &*e.zones)
+/// `e164` is the number's E.164 form (`+12125550100`), which the caller has at hand.
+pub fn zones_for_phone(number: &PhoneNumber, e164: &str) -> Option<&'static [Tz]> {
+    entry_for_phone(number, e164).map(|e| &*e.zones)
 }
 
 /// [`zones_for_phone`] as a stored zone list ([`format_zone_list`]), without formatting it anew.
-pub fn zone_list_for_phone(number: &PhoneNumber) -> Option<&'static str> {
-    entry_for_phone(number).map(|e| &*e.list)
+pub fn zone_list_for_phone(number: &PhoneNumber, e164: &str) -> Option<&'static str> {
+    entry_for_phone(number, e164).map(|e| &*e.list)
 }
 
-fn entry_for_phone(number: &PhoneNumber) -> Option<&'static Entry> {
+fn entry_for_phone(number: &PhoneNumber, e164: &str) -> Option<&'static Entry> {
     let t = table();
-    let code = number.code().value();
-    let by_prefix = t.entry(&format!("{code}{}", number.national()));
-    let country = t.entry(&code.to_string());
+    let code = number.country_code;
+    let digits = e164.strip_prefix('+').unwrap_or(e164);
+    let by_prefix = t.entry(digits);
+    // The country calling code is the first 1 to 3 digits of the E.164 form.
+    let code_len = match code {
+        ..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    };
+    let country = digits.get(..code_len).and_then(|c| t.entry(c));
     if code == NANP {
         // An area code with no zone of its own (toll-free 8xx, 5xx, 600, 900) matches only the
         // country entry, every zone from Guam to Adak, where no 08:00–21:00 moment is open in all
@@ -171,9 +180,9 @@ fn entry_for_phone(number: &PhoneNumber) -> Option<&'static Entry> {
     if by_prefix.map(std::ptr::from_ref) == country.map(std::ptr::from_ref) {
         return by_prefix;
     }
-    match number.number_type(&phonenumber::metadata::DATABASE) {
-        Type::FixedLine | Type::FixedLineOrMobile => by_prefix,
-        Type::Mobile if GEO_MOBILE_COUNTRIES.contains(&code) => by_prefix,
+    match PHONE_NUMBER_UTIL.get_number_type(number) {
+        PhoneNumberType::FixedLine | PhoneNumberType::FixedLineOrMobile => by_prefix,
+        PhoneNumberType::Mobile if GEO_MOBILE_COUNTRIES.contains(&code) => by_prefix,
         _ => country,
     }
 }
@@ -217,8 +226,18 @@ mod tests {
         zones.unwrap_or_default().iter().map(|z| z.name()).collect()
     }
 
-    fn phone(e164: &str) -> PhoneNumber {
-        phonenumber::parse(None, e164).unwrap()
+    fn phone(e164: &str) -> (PhoneNumber, &str) {
+        (PHONE_NUMBER_UTIL.parse(e164, None).unwrap(), e164)
+    }
+
+    fn zones_of(e164: &str) -> Option<&'static [Tz]> {
+        let (n, e) = phone(e164);
+        zones_for_phone(&n, e)
+    }
+
+    fn list_of(e164: &str) -> Option<&'static str> {
+        let (n, e) = phone(e164);
+        zone_list_for_phone(&n, e)
     }
 
     #[test]
@@ -276,32 +295,29 @@ mod tests {
     #[test]
     fn mobiles_follow_libphonenumber() {
         // A fixed line is looked up by prefix.
-        assert_eq!(zones_for_phone(&phone("+61298765432")), Some(&[Australia::Sydney][..]));
+        assert_eq!(zones_of("+61298765432"), Some(&[Australia::Sydney][..]));
         // An Australian mobile is not geographical: every Australian zone, not the prefix's Sydney.
         assert_eq!(zones_for_number("+61412345678"), Some(&[Australia::Sydney][..]));
-        assert_eq!(zones_for_phone(&phone("+61412345678")), zones_for_country(61));
+        assert_eq!(zones_of("+61412345678"), zones_for_country(61));
         // A NANP number is "fixed line or mobile": by area code.
-        assert_eq!(zones_for_phone(&phone("+16025550100")), Some(&[America::Phoenix][..]));
+        assert_eq!(zones_of("+16025550100"), Some(&[America::Phoenix][..]));
         // A toll-free number has no zone of its own: libphonenumber gives every NANP zone, which no
         // window could satisfy at once, so it gets none here and the campaign's default applies.
         assert_eq!(zones_for_number("+18005550199"), zones_for_country(1));
-        assert_eq!(zones_for_phone(&phone("+18005550199")), None);
+        assert_eq!(zones_of("+18005550199"), None);
         // A NANP mobile goes by its area code: a Bahamas mobile is in Nassau, not everywhere.
-        let bahamas = phone("+12424673590");
-        assert_eq!(bahamas.number_type(&phonenumber::metadata::DATABASE), Type::Mobile);
-        assert_eq!(names(zones_for_phone(&bahamas)), ["America/Nassau"]);
-        assert_eq!(zone_list_for_phone(&bahamas), Some("America/Nassau"));
-        assert_eq!(
-            zone_list_for_phone(&phone("+19075550100")),
-            Some("America/Adak&America/Anchorage")
-        );
+        let (bahamas, _) = phone("+12424673590");
+        assert_eq!(PHONE_NUMBER_UTIL.get_number_type(&bahamas), PhoneNumberType::Mobile);
+        assert_eq!(names(zones_of("+12424673590")), ["America/Nassau"]);
+        assert_eq!(list_of("+12424673590"), Some("America/Nassau"));
+        assert_eq!(list_of("+19075550100"), Some("America/Adak&America/Anchorage"));
         // One zone for the whole country: no need to know the type.
-        assert_eq!(names(zones_for_phone(&phone("+4915123456789"))), ["Europe/Berlin"]);
+        assert_eq!(names(zones_of("+4915123456789")), ["Europe/Berlin"]);
         // A Mexican mobile is geographical.
-        assert_eq!(names(zones_for_phone(&phone("+525512345678"))), ["America/Mexico_City"]);
+        assert_eq!(names(zones_of("+525512345678")), ["America/Mexico_City"]);
         // A UK mobile: the UK's zones (London and the Crown Dependencies).
         assert_eq!(
-            names(zones_for_phone(&phone("+447400123456"))),
+            names(zones_of("+447400123456")),
             [
                 "Europe/Guernsey",
                 "Europe/Isle_of_Man",
@@ -314,7 +330,7 @@ mod tests {
     #[test]
     fn other_countries_and_unknown_prefixes() {
         assert_eq!(zones_for_number("+442079460958"), Some(&[Europe::London][..]));
-        assert_eq!(zones_for_phone(&phone("+442079460958")), Some(&[Europe::London][..]));
+        assert_eq!(zones_of("+442079460958"), Some(&[Europe::London][..]));
         assert_eq!(zones_for_number("+4930123456"), Some(&[Europe::Berlin][..]));
         // 999 is not a country calling code; 0 starts nothing.
         assert_eq!(zones_for_number("+9991234567"), None);

@@ -2,8 +2,14 @@
 `prefix|Zone1&Zone2` per line, from the `phonenumbers` package (which ships libphonenumber's
 resources/timezones/map_data.txt as `phonenumbers.tzdata`).
 
-    pip install phonenumbers==9.0.43
+The map must come from the same libphonenumber release as the validator: install the version
+of `phonenumbers` whose metadata equals the `rlibphonenumber` crate's (`dialerd --version`
+prints it; `LIBPHONENUMBER_METADATA` in src/campaign/phone.rs), then regenerate:
+
+    pip install phonenumbers==9.0.42
     python3 src/core/zones_data.py > src/core/zones_data.txt
+
+A unit test in src/campaign/phone.rs fails when this file's version and the crate's differ.
 
 Zones in DROP are left out (a line left with no zone is left out); the unit tests in zones.rs
 fail when the file names a zone chrono-tz does not know: add it to DROP and regenerate.
@@ -30,7 +36,7 @@ print(f"""\
 # `phonenumbers` {phonenumbers.__version__} (module phonenumbers.tzdata), on {datetime.date.today()}.
 # Copyright (C) 2011-2026 The Libphonenumber Authors; Apache License 2.0.
 # Left out: {", ".join(sorted(DROP))} (not in this version), and zones chrono-tz 0.10 does not know (none).
-# {len(lines)} prefixes. To regenerate:
-#   pip install phonenumbers==<version>
+# It must match the validator's metadata (`dialerd --version`). {len(lines)} prefixes. To regenerate:
+#   pip install phonenumbers==<that version>
 #   python3 src/core/zones_data.py > src/core/zones_data.txt""")
 print("\n".join(lines))

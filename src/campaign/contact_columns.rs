@@ -1,0 +1,184 @@
+//! The header of a contact CSV resolved against the campaign's `[contacts]` mapping, and one
+//! record validated into a [`ContactRow`] or a reject reason naming its column: field count,
+//! UTF-8, the phone as libphonenumber reads it ([`super::phone`]), the zone
+//! ([`super::contact_zone`]), alternates, custom fields. Pure and independent per row, so rows
+//! are validated in parallel ([`super::contacts::read_contacts_with`]).
+
+use super::contact_zone::{ZoneSource, row_zone};
+use super::contacts::{ContactRow, ContactSource, ContactsError};
+use super::phone::{Region, normalize_phone, normalized, parse_valid};
+use csv::{ByteRecord, StringRecord};
+use std::collections::{BTreeMap, HashSet};
+
+/// A mapped column: its index and its header name as written (trimmed), for reasons.
+#[derive(Debug, Clone)]
+pub(crate) struct Col {
+    idx: usize,
+    label: String,
+}
+
+/// The header resolved against the `[contacts]` mapping.
+#[derive(Debug)]
+pub(crate) struct ColumnMap {
+    phone: Col,
+    alternates: Vec<Col>,
+    first_name: Option<Col>,
+    last_name: Option<Col>,
+    email: Option<Col>,
+    timezone: Option<Col>,
+    priority: Option<Col>,
+    custom: Vec<Col>,
+}
+
+fn norm(s: &str) -> String {
+    s.trim_start_matches('\u{feff}').trim().to_lowercase()
+}
+
+impl ColumnMap {
+    pub(crate) fn resolve(src: &ContactSource, header: &StringRecord) -> Result<ColumnMap, ContactsError> {
+        let labels: Vec<String> = header
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+            .collect();
+        let normed: Vec<String> = labels.iter().map(|l| norm(l)).collect();
+        let find = |name: &str| {
+            let n = norm(name);
+            normed.iter().position(|h| *h == n).map(|idx| Col {
+                idx,
+                label: labels[idx].clone(),
+            })
+        };
+        let required = |name: &str, field: &'static str| {
+            find(name).ok_or_else(|| ContactsError::MissingColumn {
+                path: src.path.clone(),
+                column: name.to_string(),
+                field,
+            })
+        };
+        let optional = |configured: &Option<String>, default: &str, field: &'static str| match configured {
+            Some(name) => required(name, field).map(Some),
+            None => Ok(find(default)),
+        };
+        let c = &src.columns;
+        let phone = required(&c.phone, "phone")?;
+        let alternates = c
+            .alternate_phones
+            .iter()
+            .map(|a| required(a, "alternate_phones"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first_name = optional(&c.first_name, "first_name", "first_name")?;
+        let last_name = optional(&c.last_name, "last_name", "last_name")?;
+        let email = optional(&c.email, "email", "email")?;
+        let timezone = optional(&c.timezone, "timezone", "timezone")?;
+        let priority = optional(&c.priority, "priority", "priority")?;
+        let mut used: HashSet<usize> = alternates.iter().map(|a| a.idx).collect();
+        used.insert(phone.idx);
+        used.extend(
+            [&first_name, &last_name, &email, &timezone, &priority]
+                .into_iter()
+                .flatten()
+                .map(|c| c.idx),
+        );
+        let custom = (0..labels.len())
+            .filter(|i| !used.contains(i))
+            .map(|idx| Col {
+                idx,
+                label: labels[idx].clone(),
+            })
+            .collect();
+        Ok(ColumnMap {
+            phone,
+            alternates,
+            first_name,
+            last_name,
+            email,
+            timezone,
+            priority,
+            custom,
+        })
+    }
+
+    /// Validates one raw record of a file whose header has `fields` fields: field count, UTF-8,
+    /// then [`ColumnMap::row`].
+    pub(crate) fn check(
+        &self,
+        raw: ByteRecord,
+        fields: usize,
+        line: u64,
+        region: Region,
+        default_tz: &str,
+    ) -> Result<(ContactRow, u64, ZoneSource), String> {
+        if raw.len() != fields {
+            return Err(format!("malformed row: {} fields, the header has {fields}", raw.len()));
+        }
+        match StringRecord::from_byte_record(raw) {
+            Ok(record) => self.row(&record, line, region, default_tz),
+            Err(e) => Err(format!(
+                "malformed row: field {} is not valid UTF-8",
+                e.utf8_error().field() + 1
+            )),
+        }
+    }
+
+    /// Validates one record; on success returns the row, how many alternates were dropped, and
+    /// where its zone came from.
+    fn row(
+        &self,
+        rec: &StringRecord,
+        line: u64,
+        region: Region,
+        default_tz: &str,
+    ) -> Result<(ContactRow, u64, ZoneSource), String> {
+        let cell = |c: &Col| rec.get(c.idx).unwrap_or("").trim();
+        let opt = |c: &Option<Col>| c.as_ref().map(cell).filter(|s| !s.is_empty()).map(str::to_string);
+        let number = parse_valid(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
+        let phone = normalized(&number);
+        let tz_label = self.timezone.as_ref().map_or("timezone", |c| &c.label);
+        let (timezone, source) = row_zone(
+            self.timezone.as_ref().map(cell),
+            tz_label,
+            &number,
+            &phone.e164,
+            default_tz,
+        )?;
+        let mut dropped = 0;
+        let mut alternate_phones = Vec::new();
+        for alt in &self.alternates {
+            let text = cell(alt);
+            if text.is_empty() {
+                continue;
+            }
+            match normalize_phone(text, region) {
+                Ok(p) if p.e164 != phone.e164 && !alternate_phones.contains(&p.e164) => alternate_phones.push(p.e164),
+                Ok(_) => {}
+                Err(_) => dropped += 1,
+            }
+        }
+        let priority = match (&self.priority, opt(&self.priority)) {
+            (Some(col), Some(text)) => Some(
+                text.parse::<i64>()
+                    .map_err(|_| format!("{}: \"{text}\" is not an integer priority", col.label))?,
+            ),
+            _ => None,
+        };
+        let mut custom_fields = BTreeMap::new();
+        for c in &self.custom {
+            custom_fields
+                .entry(c.label.clone())
+                .or_insert_with(|| cell(c).to_string());
+        }
+        let row = ContactRow {
+            line,
+            phone_e164: phone.e164,
+            extension: phone.extension,
+            alternate_phones,
+            first_name: opt(&self.first_name),
+            last_name: opt(&self.last_name),
+            email: opt(&self.email),
+            timezone,
+            priority,
+            custom_fields,
+        };
+        Ok((row, dropped, source))
+    }
+}
