@@ -6,7 +6,9 @@
 use super::abandon::AbandonCounts;
 use super::estimate::{Estimates, normal_cdf, normal_pdf};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::VecDeque;
+use vicidial::Vicidial;
+
+mod vicidial;
 
 /// Snapshot of a campaign's agent slots and calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,6 +142,9 @@ pub struct PacingInput<'a> {
     pub measured: AbandonCounts,
     /// Ring timeout in seconds.
     pub ring_timeout_s: f64,
+    /// The most new calls the caller will take (`u32::MAX`: no limit). Predictive stops its
+    /// search there, so it returns at most `max(accept, progressive)`; other modes ignore it.
+    pub accept: u32,
 }
 
 /// Horizons, as multiples of the median human answer time, at which the model checks abandonment.
@@ -220,7 +225,12 @@ impl Pacer {
             PacingMode::Ratio => ((self.cfg.ratio * f64::from(c.free())).floor() as u32).saturating_sub(c.dialing),
             PacingMode::Predictive => {
                 self.update_aim_scale(inp);
-                self.predictive(inp, cap).max(progressive)
+                // Progressive when neither the dial-ratio cap nor the caller leaves room above it.
+                if cap.min(inp.accept) <= progressive {
+                    progressive
+                } else {
+                    self.predictive(inp, cap).max(progressive)
+                }
             }
             PacingMode::VicidialAdaptive => self.vici.decide(inp, &self.cfg),
         };
@@ -263,21 +273,25 @@ impl Pacer {
             est.talk.fit(),
         );
         let ring = inp.ring_timeout_s;
-        // Per dialing call: P(still unresolved at e) and P(a person eventually answers | unresolved).
-        let surv = |e: f64| {
-            p.human * (1.0 - human.cdf(e))
-                + p.machine * (1.0 - machine.cdf(e))
-                + if e < ring { p.no_answer } else { 0.0 }
-                + p.early * (1.0 - early.cdf(e))
-        };
         let free = f64::from(inp.counts.free());
         let mut eventual_humans = 0.0;
         let mut moments = [(0.0f64, 0.0f64); HORIZONS.len()];
         let mut new_call = [0.0f64; HORIZONS.len()];
         let horizons = HORIZONS.map(|k| (k * human.median()).min(ring));
         for &e in inp.dialing_elapsed {
-            let s = surv(e).max(1e-9);
-            let g0 = human.cdf(e);
+            // Per dialing call: P(still unresolved at e) and P(a person eventually answers |
+            // unresolved), with ln(e) taken once for the three fits read at e.
+            let (g0, gm, ge) = if e <= 0.0 {
+                (0.0, 0.0, 0.0)
+            } else {
+                let ln_e = e.ln();
+                (human.cdf_ln(ln_e), machine.cdf_ln(ln_e), early.cdf_ln(ln_e))
+            };
+            let s = (p.human * (1.0 - g0)
+                + p.machine * (1.0 - gm)
+                + if e < ring { p.no_answer } else { 0.0 }
+                + p.early * (1.0 - ge))
+                .max(1e-9);
             eventual_humans += (p.human * (1.0 - g0) / s).min(1.0);
             for (i, &h) in horizons.iter().enumerate() {
                 let q = (p.human * (human.cdf(e + h) - g0) / s).clamp(0.0, 1.0);
@@ -300,98 +314,91 @@ impl Pacer {
             new_call[i] = p.human * human.cdf(h);
         }
         let aim = self.cfg.predictive_aim * self.aim_scale * target;
-        let fits = |n: f64| {
-            let humans = eventual_humans + n * p.human;
-            moments
-                .iter()
-                .zip(new_call)
-                .all(|(&(mu, var), a)| expected_excess(mu + n * a, var + n * a * (1.0 - a)) <= aim * humans.max(1.0))
+        let model = Excess {
+            moments,
+            new_call,
+            eventual_humans,
+            p_human: p.human,
+            aim,
         };
-        let mut n = 0;
-        while n < cap && fits(f64::from(n + 1)) {
-            n += 1;
+        model.largest_fit(cap.min(inp.accept))
+    }
+}
+
+/// The predictive model at one decision: per horizon, the mean and variance of (answered persons
+/// − slots released − free slots) among the calls in flight, and P(a new call's person answers
+/// within the horizon).
+struct Excess {
+    moments: [(f64, f64); HORIZONS.len()],
+    new_call: [f64; HORIZONS.len()],
+    eventual_humans: f64,
+    p_human: f64,
+    aim: f64,
+}
+
+impl Excess {
+    /// The most abandoned answers `n` new calls may cause, as expected: the aim × the persons
+    /// expected to answer, at least one.
+    fn allowed(&self, n: f64) -> f64 {
+        self.aim * (self.eventual_humans + n * self.p_human).max(1.0)
+    }
+
+    /// `n` new calls keep the expected excess at every horizon within [`Excess::allowed`].
+    fn fits(&self, n: f64) -> bool {
+        let allowed = self.allowed(n);
+        self.moments
+            .iter()
+            .zip(self.new_call)
+            .all(|(&(mu, var), a)| expected_excess(mu + n * a, var + n * a * (1.0 - a)) <= allowed)
+    }
+
+    /// Every `n` in `lo..=hi` fits, proved from one bound at `hi`: the expected excess grows with
+    /// the mean and the variance, hence with `n`, and the allowance grows with `n` too.
+    fn fits_all(&self, lo: u32, hi: u32) -> bool {
+        let (lo, hi) = (f64::from(lo), f64::from(hi));
+        let allowed = self.allowed(lo);
+        self.moments
+            .iter()
+            .zip(self.new_call)
+            .all(|(&(mu, var), a)| excess_bound(mu + hi * a, var + hi * a * (1.0 - a)) <= allowed)
+    }
+
+    /// The largest `n ≤ limit` such that every `1..=n` fits: the same answer as trying
+    /// `n = 1, 2, …` until one does not fit, but blocks of `n` that [`Excess::fits_all`] proves
+    /// are passed at once (doubling while they pass, halving when not), so the exact test runs
+    /// near the answer only.
+    fn largest_fit(&self, limit: u32) -> u32 {
+        let mut n = 0u32;
+        let mut step = 1u32;
+        while n < limit {
+            let hi = n.saturating_add(step).min(limit);
+            if self.fits_all(n + 1, hi) {
+                n = hi;
+                step = step.saturating_mul(2);
+            } else if step > 1 {
+                step /= 2;
+            } else if self.fits(f64::from(n + 1)) {
+                n += 1;
+            } else {
+                break;
+            }
         }
         n
     }
 }
 
-/// One per-second VICIdial sample: (time, ready slots, answered calls waiting for a slot, agents).
-type VicidialSample = (DateTime<Utc>, f64, f64, f64);
-
-/// VICIdial `ADAPT_HARD_LIMIT` state.
-#[derive(Clone, Debug)]
-struct Vicidial {
-    level: f64,
-    last_place: Option<DateTime<Utc>>,
-    last_sample: Option<DateTime<Utc>>,
-    last_adjust: Option<DateTime<Utc>>,
-    samples: VecDeque<VicidialSample>,
-    placed: VecDeque<DateTime<Utc>>,
-    drops: VecDeque<DateTime<Utc>>,
-}
-
-impl Vicidial {
-    fn new() -> Vicidial {
-        Vicidial {
-            level: 1.0,
-            last_place: None,
-            last_sample: None,
-            last_adjust: None,
-            samples: VecDeque::new(),
-            placed: VecDeque::new(),
-            drops: VecDeque::new(),
-        }
+/// An upper bound of [`expected_excess`]`(mu, var)` as computed. With σ = √var and z = mu/σ,
+/// E[(X)+] = σ·(φ(z) + z·Φ(z)) ≤ σ·(max(z, 0) + φ(z)/(1 + z²)), from the Mills-ratio bound
+/// Q(t) ≥ t·φ(t)/(1 + t²) for t ≥ 0 (Gordon 1941); plus a margin far above the rounding and
+/// table error (≈ 1e-14·(σ + |mu|)) of the computed value.
+fn excess_bound(mu: f64, var: f64) -> f64 {
+    if var <= 1e-12 {
+        return mu.max(0.0);
     }
-
-    fn decide(&mut self, inp: &PacingInput<'_>, cfg: &PacingConfig) -> u32 {
-        let now = inp.now;
-        let c = inp.counts;
-        if self.last_sample.is_none_or(|t| now - t >= Duration::seconds(1)) {
-            self.last_sample = Some(now);
-            self.samples
-                .push_back((now, f64::from(c.free()), f64::from(c.safe_harbor), f64::from(c.slots)));
-        }
-        while self.samples.front().is_some_and(|s| now - s.0 > Duration::seconds(15)) {
-            self.samples.pop_front();
-        }
-        let day_ago = now - Duration::days(1);
-        while self.placed.front().is_some_and(|&t| t < day_ago) {
-            self.placed.pop_front();
-        }
-        while self.drops.front().is_some_and(|&t| t < day_ago) {
-            self.drops.pop_front();
-        }
-        // The first adjustment comes after 15 s of samples.
-        let last_adjust = *self.last_adjust.get_or_insert(now);
-        if now - last_adjust >= Duration::seconds(15) && !self.samples.is_empty() {
-            self.last_adjust = Some(now);
-            let k = self.samples.len() as f64;
-            let mean = |f: fn(&VicidialSample) -> f64| self.samples.iter().map(f).sum::<f64>() / k;
-            let agents = mean(|s| s.3);
-            if agents > 0.0 {
-                let d = mean(|s| s.1) - mean(|s| s.2);
-                let m = d / agents;
-                let i = cfg.vicidial_intensity / 100.0;
-                let m2 = if m >= 0.0 { m * (1.0 + i) } else { m * (i - 1.0).abs() };
-                self.level = (self.level * (1.0 + m2)).clamp(1.0, 3.0);
-            }
-            let minute_ago = now - Duration::minutes(1);
-            let placed_minute = self.placed.iter().filter(|&&t| t >= minute_ago).count();
-            let drops_minute = self.drops.iter().filter(|&&t| t >= minute_ago).count();
-            if placed_minute > 20 && drops_minute * 2 > placed_minute {
-                self.level = (self.level / 2.0).max(1.0);
-            }
-            if self.placed.len() > 50 && inp.measured.rate() > cfg.target_abandon_rate {
-                self.level = 1.0;
-            }
-        }
-        if self.last_place.is_some_and(|t| now - t < Duration::milliseconds(2500)) {
-            return 0;
-        }
-        self.last_place = Some(now);
-        let target = (self.level * f64::from(c.slots)).round() as u32;
-        target.saturating_sub(c.dialing + c.talking)
-    }
+    let sigma = var.sqrt();
+    let z = mu / sigma;
+    let bound = sigma * (z.max(0.0) + normal_pdf(z) / (1.0 + z * z));
+    bound * (1.0 + 1e-9) + 1e-12 * (sigma + mu.abs())
 }
 
 #[cfg(test)]
@@ -410,6 +417,7 @@ mod tests {
             estimates: est,
             measured: AbandonCounts::default(),
             ring_timeout_s: 25.0,
+            accept: u32::MAX,
         }
     }
 
@@ -459,6 +467,52 @@ mod tests {
             abandoned: 3,
         };
         assert_eq!(p.calls_to_start(&inp), 2);
+    }
+
+    proptest::proptest! {
+        /// The galloping search gives what trying n = 1, 2, … one by one gives, on any model.
+        #[test]
+        fn largest_fit_is_the_one_by_one_search(
+            mus in proptest::array::uniform4(-300.0f64..20.0),
+            vars in proptest::array::uniform4(0.0f64..80.0),
+            new_call in proptest::array::uniform4(0.0f64..0.4),
+            eventual_humans in 0.0f64..40.0,
+            p_human in 0.0f64..0.5,
+            aim in 0.0f64..0.05,
+            limit in 0u32..400,
+        ) {
+            let model = Excess {
+                moments: [(mus[0], vars[0]), (mus[1], vars[1]), (mus[2], vars[2]), (mus[3], vars[3])],
+                new_call,
+                eventual_humans,
+                p_human,
+                aim,
+            };
+            let mut n = 0;
+            while n < limit && model.fits(f64::from(n + 1)) {
+                n += 1;
+            }
+            proptest::prop_assert_eq!(model.largest_fit(limit), n);
+        }
+
+        /// `accept` only cuts the search: the answer is the unlimited one held to `max(accept, progressive)`.
+        #[test]
+        fn accept_holds_predictive_to_the_callers_limit(
+            talking in 0u32..60,
+            dialing in proptest::collection::vec(0.0f64..30.0, 0..120),
+            talk_ages in proptest::collection::vec(0.0f64..600.0, 60),
+            accept in 0u32..200,
+        ) {
+            let est = Estimates::new(&Priors::default());
+            let c = SlotCounts { slots: 60, talking, dialing: dialing.len() as u32, ..SlotCounts::default() };
+            let talking = &talk_ages[..talking as usize];
+            let cfg = PacingConfig { mode: PacingMode::Predictive, ..PacingConfig::default() };
+            let full = Pacer::new(cfg).calls_to_start(&input(c, &est, &dialing, talking));
+            let mut inp = input(c, &est, &dialing, talking);
+            inp.accept = accept;
+            let progressive = c.free().saturating_sub(c.dialing);
+            proptest::prop_assert_eq!(Pacer::new(cfg).calls_to_start(&inp), full.min(accept.max(progressive)));
+        }
     }
 
     #[test]

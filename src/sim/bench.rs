@@ -47,7 +47,7 @@ pub struct ModeFigures {
     pub talk_min_per_slot_hour: f64,
     /// Talk minutes per slot-hour over progressive's, in the same cell.
     pub gain_vs_progressive: f64,
-    /// Median wall time of one simulated day, milliseconds.
+    /// Median wall time of one simulated day (`hours` of virtual time), milliseconds: the `ms/day` column.
     pub wall_ms_median: f64,
     /// Call attempts simulated per wall-clock second (median run).
     pub attempts_per_second: f64,
@@ -200,7 +200,7 @@ pub fn bench_text(results: &[CellResult]) -> String {
     let _ = writeln!(
         s,
         "{:>5} {:>5} {:>5}  {:<18} {:>6} {:>8} {:>8} {:>8} {:>6} {:>8} {:>10}",
-        "slots", "human", "talk", "mode", "occ%", "aband%", "worst%", "talk/sh", "gain", "wall ms", "attempts/s"
+        "slots", "human", "talk", "mode", "occ%", "aband%", "worst%", "talk/sh", "gain", "ms/day", "attempts/s"
     );
     for r in results {
         for m in &r.modes {

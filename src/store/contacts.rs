@@ -4,8 +4,9 @@
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::campaign::contacts::{
-    BATCH_ROWS, Batch, ContactRow, ContactSource, ContactsError, ImportStats, Reject, file_sha256, read_contacts,
+    Batch, ContactRow, ContactSource, ContactsError, ImportStats, ReadOptions, Reject, file_sha256, read_contacts_with,
 };
+use crate::campaign::phone::{LIBPHONENUMBER_METADATA, region_code};
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,12 @@ const ROWS_PER_STATEMENT: usize = 1000;
 const LOOKUP_CHUNK: usize = 500;
 /// Batches buffered between the reading thread and the writer.
 const CHANNEL_BATCHES: usize = 2;
+/// The import connection's page cache: 32 MiB (negative = KiB), enough for the unique index
+/// of about a million contacts; and a checkpoint every 16,384 WAL pages (64 MiB) instead of
+/// SQLite's 1,000, so that a 10k-row commit does not checkpoint (and sync) each time.
+const IMPORT_PRAGMAS: [&str; 2] = ["PRAGMA cache_size = -32768", "PRAGMA wal_autocheckpoint = 16384"];
+/// SQLite's defaults (2 MiB cache, checkpoint at 1,000 pages), put back after an import.
+const DEFAULT_PRAGMAS: [&str; 2] = ["PRAGMA cache_size = -2000", "PRAGMA wal_autocheckpoint = 1000"];
 
 /// Summary of the last import of a campaign's contact file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +64,14 @@ pub enum ImportError {
 }
 
 const UPSERT_HEAD: &str = "INSERT INTO contacts (campaign_id, phone_e164, extension, alternate_phones, first_name, \
-     last_name, email, timezone, custom_fields, source_line, created_at, updated_at) ";
+     last_name, email, timezone, priority, custom_fields, source_line, created_at, updated_at) ";
 
 /// New numbers start pending (column defaults); an existing contact gets only its data fields,
 /// and only when one of them differs, so `updated_at` moves only on a real change.
 const UPSERT_TAIL: &str = " ON CONFLICT (campaign_id, phone_e164) DO UPDATE SET \
      extension = excluded.extension, alternate_phones = excluded.alternate_phones, \
      first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email, \
-     timezone = excluded.timezone, custom_fields = excluded.custom_fields, \
+     timezone = excluded.timezone, priority = excluded.priority, custom_fields = excluded.custom_fields, \
      source_line = excluded.source_line, updated_at = excluded.updated_at \
      WHERE contacts.extension IS NOT excluded.extension \
         OR contacts.alternate_phones IS NOT excluded.alternate_phones \
@@ -72,6 +79,7 @@ const UPSERT_TAIL: &str = " ON CONFLICT (campaign_id, phone_e164) DO UPDATE SET 
         OR contacts.last_name IS NOT excluded.last_name \
         OR contacts.email IS NOT excluded.email \
         OR contacts.timezone IS NOT excluded.timezone \
+        OR contacts.priority IS NOT excluded.priority \
         OR contacts.custom_fields IS NOT excluded.custom_fields \
         OR contacts.source_line IS NOT excluded.source_line";
 
@@ -90,6 +98,21 @@ impl Store {
         src: &ContactSource,
         now: DateTime<Utc>,
     ) -> Result<ImportOutcome, ImportError> {
+        self.import_contacts_with(campaign_id, src, now, &ReadOptions::default())
+            .await
+    }
+
+    /// [`Store::import_contacts`] with the reader's work split as `opts` says (threads, chunk
+    /// and batch sizes). What is stored does not depend on `opts`.
+    ///
+    /// Errors: as [`Store::import_contacts`].
+    pub async fn import_contacts_with(
+        &self,
+        campaign_id: &str,
+        src: &ContactSource,
+        now: DateTime<Utc>,
+        opts: &ReadOptions,
+    ) -> Result<ImportOutcome, ImportError> {
         let column_map = column_map(src);
         let path = src.path.clone();
         let sha = tokio::task::spawn_blocking(move || file_sha256(&path))
@@ -104,8 +127,9 @@ impl Store {
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(CHANNEL_BATCHES);
         let reader_src = src.clone();
+        let opts = *opts;
         let reader = tokio::task::spawn_blocking(move || {
-            read_contacts(&reader_src, BATCH_ROWS, |b| match tx.blocking_send(b) {
+            read_contacts_with(&reader_src, &opts, |b| match tx.blocking_send(b) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),
             })
@@ -113,12 +137,32 @@ impl Store {
         let default_tz = src.default_timezone.name();
         let mut cleared = false;
         let mut failed = None;
-        while let Some(batch) = rx.recv().await {
-            if let Err(e) = self.write_batch(campaign_id, &batch, !cleared, default_tz, now).await {
-                failed = Some(e);
-                break;
+        // One connection for the whole import, with a page cache that holds the contacts'
+        // unique index of a large list (inserts then rarely spill or re-read pages) and fewer
+        // WAL checkpoints; the defaults are put back before it returns to the pool.
+        match self.pool().acquire().await {
+            Ok(mut conn) => {
+                for pragma in IMPORT_PRAGMAS {
+                    if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+                        failed.get_or_insert(StoreError::from(e));
+                    }
+                }
+                while failed.is_none()
+                    && let Some(batch) = rx.recv().await
+                {
+                    if let Err(e) = write_batch(&mut conn, campaign_id, batch, !cleared, default_tz, now).await {
+                        failed = Some(e);
+                        break;
+                    }
+                    cleared = true;
+                }
+                for pragma in DEFAULT_PRAGMAS {
+                    if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+                        failed.get_or_insert(StoreError::from(e));
+                    }
+                }
             }
-            cleared = true;
+            Err(e) => failed = Some(StoreError::from(e)),
         }
         drop(rx);
         let read = reader.await.map_err(task)?;
@@ -207,38 +251,37 @@ impl Store {
             })
             .collect()
     }
+}
 
-    /// Writes one batch in one transaction: rejects, duplicates merged into stored rows, new rows.
-    async fn write_batch(
-        &self,
-        campaign_id: &str,
-        batch: &Batch,
-        clear: bool,
-        default_tz: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        if clear {
-            clear_rejects(&mut tx, campaign_id).await?;
-        }
-        for chunk in batch.rejects.chunks(ROWS_PER_STATEMENT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO import_rejects (campaign_id, line, reason) ");
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(campaign_id)
-                    .push_bind(db_int(r.line))
-                    .push_bind(r.reason.clone());
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        if !batch.merges.is_empty() {
-            let merged = merge_with_stored(&mut tx, campaign_id, &batch.merges, default_tz).await?;
-            upsert(&mut tx, campaign_id, &merged, now).await?;
-        }
-        upsert(&mut tx, campaign_id, &batch.rows, now).await?;
-        tx.commit().await?;
-        Ok(())
+/// Writes one batch in one transaction: rejects, duplicates merged into stored rows, new rows.
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    campaign_id: &str,
+    batch: Batch,
+    clear: bool,
+    default_tz: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if clear {
+        clear_rejects(&mut tx, campaign_id).await?;
     }
+    for chunk in batch.rejects.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO import_rejects (campaign_id, line, reason) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(campaign_id)
+                .push_bind(db_int(r.line))
+                .push_bind(r.reason.as_str());
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    if !batch.merges.is_empty() {
+        let merged = merge_with_stored(&mut tx, campaign_id, &batch.merges, default_tz).await?;
+        upsert(&mut tx, campaign_id, merged, now).await?;
+    }
+    upsert(&mut tx, campaign_id, batch.rows, now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn clear_rejects(conn: &mut SqliteConnection, campaign_id: &str) -> Result<(), StoreError> {
@@ -249,29 +292,33 @@ async fn clear_rejects(conn: &mut SqliteConnection, campaign_id: &str) -> Result
     Ok(())
 }
 
-/// Multi-row upserts of `rows`, [`ROWS_PER_STATEMENT`] per statement.
+/// Multi-row upserts of `rows`, [`ROWS_PER_STATEMENT`] per statement. The rows are moved into
+/// the statements' arguments (sqlx owns every bound value), so no text is copied twice.
 async fn upsert(
     conn: &mut SqliteConnection,
     campaign_id: &str,
-    rows: &[ContactRow],
+    rows: Vec<ContactRow>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let now = to_ms(now);
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let encoded = chunk
-            .iter()
-            .map(|r| Ok((to_json(&r.alternate_phones)?, to_json(&r.custom_fields)?)))
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk = rows
+            .by_ref()
+            .take(ROWS_PER_STATEMENT)
+            .map(|r| Ok((to_json(&r.alternate_phones)?, to_json(&r.custom_fields)?, r)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut qb = QueryBuilder::<Sqlite>::new(UPSERT_HEAD);
-        qb.push_values(chunk.iter().zip(encoded), |mut b, (r, (alts, custom))| {
+        qb.push_values(chunk, |mut b, (alts, custom, r)| {
             b.push_bind(campaign_id)
-                .push_bind(r.phone_e164.clone())
-                .push_bind(r.extension.clone())
+                .push_bind(r.phone_e164)
+                .push_bind(r.extension)
                 .push_bind(alts)
-                .push_bind(r.first_name.clone())
-                .push_bind(r.last_name.clone())
-                .push_bind(r.email.clone())
-                .push_bind(r.timezone.clone())
+                .push_bind(r.first_name)
+                .push_bind(r.last_name)
+                .push_bind(r.email)
+                .push_bind(r.timezone)
+                .push_bind(r.priority.unwrap_or(0))
                 .push_bind(custom)
                 .push_bind(db_int(r.line))
                 .push_bind(now)
@@ -294,7 +341,7 @@ async fn merge_with_stored(
     let mut out = Vec::with_capacity(merges.len());
     for chunk in merges.chunks(LOOKUP_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT phone_e164, extension, alternate_phones, first_name, last_name, email, timezone, custom_fields, \
+            "SELECT phone_e164, extension, alternate_phones, first_name, last_name, email, timezone, priority, custom_fields, \
              source_line FROM contacts WHERE campaign_id = ",
         );
         qb.push_bind(campaign_id).push(" AND phone_e164 IN (");
@@ -335,6 +382,7 @@ fn stored_row(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, StoreError> {
         last_name: r.try_get("last_name")?,
         email: r.try_get("email")?,
         timezone: r.try_get("timezone")?,
+        priority: Some(r.try_get::<i64, _>("priority")?).filter(|p| *p != 0),
         custom_fields: serde_json::from_str::<BTreeMap<String, String>>(&custom)
             .map_err(|e| StoreError::Corrupt(format!("contacts.custom_fields: {e}")))?,
     })
@@ -354,7 +402,10 @@ fn column_map(src: &ContactSource) -> String {
         "last_name": c.last_name,
         "email": c.email,
         "timezone": c.timezone,
-        "default_region": src.default_region.as_ref(),
+        "priority": c.priority,
+        "default_region": region_code(src.default_region),
+        // A new validator may read the same bytes differently: import them again.
+        "libphonenumber": LIBPHONENUMBER_METADATA,
         "default_timezone": src.default_timezone.name(),
     })
     .to_string()

@@ -1,0 +1,82 @@
+//! A campaign runner's writes of one burst of call events (answers, ends with their call records
+//! and outbox jobs, queued events), applied in their order in one transaction. At hundreds of
+//! calls per second this turns one commit per event into one per burst.
+
+use super::{NewJob, PostCall, Store, StoreError};
+use crate::core::{AttemptKey, NextStep, Outcome};
+use chrono::{DateTime, Utc};
+
+/// One write of a runner, in the order the events came.
+#[derive(Debug)]
+pub enum CallWrite {
+    /// An attempt was answered at this instant (UTC).
+    Answered(AttemptKey, DateTime<Utc>),
+    /// An attempt ended: [`Store::close_attempt_with`] in the batch's transaction.
+    Close {
+        /// The attempt.
+        key: AttemptKey,
+        /// How it ended.
+        outcome: Outcome,
+        /// The policy's next step for its contact.
+        step: NextStep,
+        /// When it ended (UTC).
+        ended_at: DateTime<Utc>,
+        /// The call record and its first jobs; `None` for an attempt that never reached the trunk.
+        post: Option<Box<PostCall>>,
+    },
+    /// Outbox jobs to queue (a `call_started` event), due at this instant (UTC).
+    Jobs(Vec<NewJob>, DateTime<Utc>),
+    /// A connected call's answer → first agent speech latency (ms; `None`: the agent never
+    /// spoke) and whether it made the call abandoned (16 CFR 310.4(b)(4)(i)); queued before its close.
+    Speech {
+        /// The attempt.
+        key: AttemptKey,
+        /// Answer → first agent speech, milliseconds.
+        latency_ms: Option<i64>,
+        /// Counted abandoned: the agent first spoke more than 2 s after the answer, or never.
+        silence_abandoned: bool,
+    },
+}
+
+impl Store {
+    /// Applies `writes` in order in one transaction. Returns, for each write, whether it wrote a
+    /// call record (always `false` for answers and jobs). Nothing is written when it fails.
+    ///
+    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn apply_call_writes(&self, writes: &[CallWrite]) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(writes.len());
+        if writes.is_empty() {
+            return Ok(out);
+        }
+        let mut tx = self.pool().begin().await?;
+        for w in writes {
+            out.push(match w {
+                CallWrite::Answered(key, at) => {
+                    super::attempts::answered_in(&mut tx, *key, *at).await?;
+                    false
+                }
+                CallWrite::Close {
+                    key,
+                    outcome,
+                    step,
+                    ended_at,
+                    post,
+                } => super::attempts::close_in(&mut tx, *key, *outcome, *step, *ended_at, post.as_deref()).await?,
+                CallWrite::Jobs(jobs, at) => {
+                    super::outbox::insert_jobs(&mut tx, jobs, *at).await?;
+                    false
+                }
+                CallWrite::Speech {
+                    key,
+                    latency_ms,
+                    silence_abandoned,
+                } => {
+                    super::pacing::speech_in(&mut tx, *key, *latency_ms, *silence_abandoned).await?;
+                    false
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
