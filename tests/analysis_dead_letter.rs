@@ -6,8 +6,8 @@ mod analysis_common;
 
 use analysis_common::Receiver;
 use chrono::Utc;
-use dialerd::analysis::record::{CallRecord, Message, Role};
 use dialerd::analysis::{OutboxPool, Pipeline, crm, events, followup};
+use dialerd::call::{CallRecord, Message, Role};
 use dialerd::campaign::analysis_file::{
     CrmFile, CrmProvider, FollowUpAction, FollowUpFile, FollowUpKind, WebhooksFile,
 };
@@ -141,7 +141,7 @@ async fn dead_crm_and_follow_up_jobs_send_error_occurred_once() {
         .unwrap();
     let fu_dead = dead
         .iter()
-        .find(|j| j.kind == "follow_up" && j.order_key == "fu:c1a1")
+        .find(|j| j.kind == "follow_up" && j.order_key.starts_with("fu:c1a1:task@"))
         .unwrap();
     assert_eq!(
         (crm_dead.attempts, fu_dead.attempts),

@@ -1,9 +1,11 @@
-//! CRM auto-sync. `hubspot`: find the contact by phone or email (CRM v3 search), create it if
-//! missing, then create a call engagement (`POST /crm/v3/objects/calls`) associated with it.
+//! CRM auto-sync. `hubspot`: find the contact by phone (every form HubSpot's phone properties
+//! hold) or email (CRM v3 search), create it if missing, then create a call engagement
+//! (`POST /crm/v3/objects/calls`) associated with it; request shapes and rate limits in
+//! [`super::hubspot`].
 //! `custom`: a signed `crm.sync` webhook to `base_url`. `crm_sync_fields` selects the fields.
 
-use super::record::CallRecord;
-use super::{Pipeline, SinkError, webhook};
+use super::{Pipeline, SinkError, hubspot, webhook};
+use crate::call::CallRecord;
 use crate::campaign::analysis_file::{CrmFile, CrmProvider, WebhooksFile};
 use crate::store::NewJob;
 use chrono::{DateTime, Utc};
@@ -13,8 +15,6 @@ use std::time::Duration;
 
 /// HubSpot's public API base.
 pub const HUBSPOT_BASE: &str = "https://api.hubapi.com";
-/// HubSpot-defined association type id for call → contact.
-const CALL_TO_CONTACT: u32 = 194;
 
 /// Payload of a `crm` job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,8 +132,14 @@ pub fn job(crm: &CrmFile, w: &WebhooksFile, rec: &CallRecord, a: &Value, now: Da
     }
 }
 
+/// POSTs `body` to HubSpot at `url` (the account's API at `base`), honouring the account's
+/// rate-limit pause before sending and setting it from the reply: a 429 pauses every job of the
+/// account for as long as HubSpot said (then [`SinkError::Throttled`]); a 2xx whose headers say
+/// the window is used up pauses the next requests. A contact create refused with 409 because
+/// the email exists answers `{"id": <existing contact>}`.
 async fn hubspot_post(
     p: &Pipeline,
+    base: &str,
     url: String,
     body: &Value,
     timeout: Duration,
@@ -143,6 +149,14 @@ async fn hubspot_post(
         .hubspot_token
         .as_ref()
         .ok_or_else(|| SinkError::Unconfigured("no HubSpot token configured (DIALERD__HUBSPOT_TOKEN)".into()))?;
+    let sink = format!("hubspot:{base}");
+    let create_contact = url.ends_with("/crm/v3/objects/contacts");
+    if let Some(wait) = p.paused_for(&sink, Utc::now()) {
+        return Err(SinkError::Throttled {
+            message: "HubSpot rate limit: waiting as told".into(),
+            wait,
+        });
+    }
     let resp = p
         .http
         .post(url)
@@ -153,10 +167,84 @@ async fn hubspot_post(
         .send()
         .await
         .map_err(|e| webhook::transport_error(&e))?;
-    webhook::classify(resp.status())?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    if status.as_u16() == 429 {
+        let reply: Value = resp.json().await.unwrap_or(Value::Null);
+        let now = Utc::now();
+        return match hubspot::throttle_wait(&headers, &reply, now) {
+            Some(wait) => {
+                p.pause(&sink, wait, now);
+                let policy = reply["policyName"].as_str().unwrap_or("unnamed");
+                Err(SinkError::Throttled {
+                    message: format!("HTTP 429 from HubSpot ({policy} limit)"),
+                    wait,
+                })
+            }
+            None => Err(SinkError::Retryable("HTTP 429".into())),
+        };
+    }
+    if status.as_u16() == 409 && create_contact {
+        // The email belongs to a contact the search did not return (HubSpot's search index lags
+        // writes by a few seconds): log the call on that contact rather than dead-letter it.
+        let reply: Value = resp.json().await.unwrap_or(Value::Null);
+        return hubspot::existing_contact_id(&reply)
+            .map(|id| json!({"id": id}))
+            .ok_or_else(|| SinkError::Permanent("HTTP 409".into()));
+    }
+    webhook::classify(status)?;
+    if let Some(wait) = hubspot::pause_after(&headers) {
+        p.pause(&sink, wait, Utc::now());
+    }
     resp.json()
         .await
         .map_err(|e| SinkError::Retryable(format!("HubSpot reply: {e}")))
+}
+
+/// The call's HubSpot properties from the synced `fields`: `hs_timestamp` (required by HubSpot,
+/// UTC with milliseconds), `hs_call_body` (summary, then tags, sentiment and disposition),
+/// `hs_call_duration` (milliseconds), `hs_call_disposition` (outcome GUID), `hs_call_status` and
+/// `hs_call_direction`, every value a string.
+pub fn call_properties(f: &serde_json::Map<String, Value>, outcome: &str) -> serde_json::Map<String, Value> {
+    let (disposition, status) = hubspot_outcome(outcome);
+    let mut props = serde_json::Map::new();
+    let ts = f.get("timestamp").and_then(hubspot::timestamp);
+    props.insert(
+        "hs_timestamp".into(),
+        json!(ts.unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+    );
+    let mut body = String::new();
+    if let Some(s) = f.get("summary").and_then(Value::as_str) {
+        body.push_str(s);
+    }
+    for (k, label) in [
+        ("tags", "Tags"),
+        ("sentiment", "Sentiment"),
+        ("disposition", "Disposition"),
+    ] {
+        if let Some(v) = f.get(k).filter(|v| !v.is_null()) {
+            body.push_str(&format!("\n{label}: {v}"));
+        }
+    }
+    if f.contains_key("summary") || body.contains('\n') {
+        props.insert("hs_call_body".into(), json!(body.trim()));
+    }
+    if let Some(d) = f.get("duration").and_then(Value::as_f64) {
+        props.insert(
+            "hs_call_duration".into(),
+            json!(((d * 1000.0).round() as i64).to_string()),
+        );
+    }
+    if f.contains_key("disposition") {
+        props.insert("hs_call_disposition".into(), json!(disposition));
+    }
+    if f.contains_key("status") {
+        props.insert("hs_call_status".into(), json!(status));
+    }
+    if f.contains_key("direction") {
+        props.insert("hs_call_direction".into(), json!("OUTBOUND"));
+    }
+    props
 }
 
 /// Runs a `crm` job.
@@ -190,81 +278,34 @@ pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkEr
         }
         CrmProvider::Hubspot => {
             let c = &job.contact;
-            let mut groups =
-                vec![json!({"filters": [{"propertyName": "phone", "operator": "EQ", "value": c["phone"]}]})];
-            if c["email"].is_string() {
-                groups.push(json!({"filters": [{"propertyName": "email", "operator": "EQ", "value": c["email"]}]}));
-            }
-            let search = json!({"filterGroups": groups, "properties": ["phone", "email"], "limit": 1});
+            let phone = c["phone"].as_str().unwrap_or_default();
+            let email = c["email"].as_str();
+            let search = hubspot::search_body(phone, email);
             let found = hubspot_post(
                 p,
+                base,
                 format!("{base}/crm/v3/objects/contacts/search"),
                 &search,
                 timeout,
                 id,
             )
             .await?;
-            let contact_id = match found["results"][0]["id"].as_str() {
-                Some(x) => x.to_string(),
+            let results = found["results"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let contact_id = match hubspot::pick_contact(results, phone, email) {
+                Some(x) => x,
                 None => {
-                    let mut props = serde_json::Map::new();
-                    for k in ["phone", "email", "firstname", "lastname"] {
-                        if let Some(v) = c[k].as_str() {
-                            props.insert(k.into(), json!(v));
-                        }
-                    }
-                    let created = hubspot_post(
-                        p,
-                        format!("{base}/crm/v3/objects/contacts"),
-                        &json!({"properties": props}),
-                        timeout,
-                        id,
-                    )
-                    .await?;
+                    let body = hubspot::contact_body(c);
+                    let created =
+                        hubspot_post(p, base, format!("{base}/crm/v3/objects/contacts"), &body, timeout, id).await?;
                     created["id"]
                         .as_str()
                         .ok_or_else(|| SinkError::Retryable("HubSpot created a contact without an id".into()))?
                         .to_string()
                 }
             };
-            let f = &job.fields;
-            let (disposition, status) = hubspot_outcome(c["outcome"].as_str().unwrap_or_default());
-            let mut props = serde_json::Map::new();
-            props.insert("hs_timestamp".into(), f["timestamp"].clone());
-            let mut body = String::new();
-            if let Some(s) = f.get("summary").and_then(Value::as_str) {
-                body.push_str(s);
-            }
-            for (k, label) in [
-                ("tags", "Tags"),
-                ("sentiment", "Sentiment"),
-                ("disposition", "Disposition"),
-            ] {
-                if let Some(v) = f.get(k).filter(|v| !v.is_null()) {
-                    body.push_str(&format!("\n{label}: {v}"));
-                }
-            }
-            if f.contains_key("summary") || body.contains('\n') {
-                props.insert("hs_call_body".into(), json!(body.trim()));
-            }
-            if let Some(d) = f.get("duration").and_then(Value::as_f64) {
-                props.insert(
-                    "hs_call_duration".into(),
-                    json!(((d * 1000.0).round() as i64).to_string()),
-                );
-            }
-            if f.contains_key("disposition") {
-                props.insert("hs_call_disposition".into(), json!(disposition));
-            }
-            if f.contains_key("status") {
-                props.insert("hs_call_status".into(), json!(status));
-            }
-            if f.contains_key("direction") {
-                props.insert("hs_call_direction".into(), json!("OUTBOUND"));
-            }
-            let call = json!({"properties": props, "associations": [{"to": {"id": contact_id},
-                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CALL_TO_CONTACT}]}]});
-            hubspot_post(p, format!("{base}/crm/v3/objects/calls"), &call, timeout, id).await?;
+            let props = call_properties(&job.fields, c["outcome"].as_str().unwrap_or_default());
+            let call = hubspot::call_body(props, &contact_id);
+            hubspot_post(p, base, format!("{base}/crm/v3/objects/calls"), &call, timeout, id).await?;
         }
     }
     Ok(())

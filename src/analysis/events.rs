@@ -1,9 +1,9 @@
 //! Outbox jobs as the engine and the pipeline create them: webhook envelopes
-//! `{event, api_version, created_at, request_id, data}`, stable idempotency keys, per-call
-//! ordering keys, and the jobs written when a call rings, when it ends, when a campaign
+//! `{event, api_version, created_at, request_id, data}`, stable idempotency keys, ordering keys
+//! per call and per sink, and the jobs written when a call rings, when it ends, when a campaign
 //! starts or completes, and when a CRM or follow-up job is dead-lettered.
 
-use super::record::{CallDetail, CallRecord, Role};
+use crate::call::{CallDetail, CallRecord, Role};
 use crate::campaign::analysis_file::{AnalysisConfig, WebhooksFile};
 use crate::core::AttemptKey;
 use crate::store::{Job, NewJob};
@@ -46,9 +46,17 @@ pub fn idempotency_key(parts: &[&str]) -> String {
     format!("evt_{}", &hex::encode(h.finalize())[..32])
 }
 
-/// The ordering key of a call's webhook events.
+/// The ordering key of a call's events to the campaign's webhook URL (`call_started`, the
+/// message events, `call_ended`, `call_analyzed`, `sentiment.alert`, `error_occurred`,
+/// `contact.exhausted`): delivered one at a time, in the order they were written.
 pub fn call_order_key(call_id: &str) -> String {
     format!("call:{call_id}")
+}
+
+/// The ordering key of a call's `analyze` job, which shares it with nothing: the analysis waits
+/// on nothing but the call's end (the job is written when the call ends), never on a sink.
+pub fn analyze_order_key(call_id: &str) -> String {
+    format!("analyze:{call_id}")
 }
 
 /// The envelope body of `event` with `data`, using `id` as `request_id`.
@@ -135,7 +143,8 @@ pub fn call_started(
 }
 
 /// Jobs written with the call record when the call ends: `message_received` / `agent_speech`
-/// per transcript message, then the `analyze` job.
+/// per transcript message (behind `call_started` on the call's webhook key), then the `analyze`
+/// job on its own key.
 pub fn at_call_end(
     cfg: &AnalysisConfig,
     campaign: &str,
@@ -177,7 +186,7 @@ pub fn at_call_end(
     };
     jobs.push(NewJob {
         campaign_id: campaign.to_string(),
-        order_key: order,
+        order_key: analyze_order_key(&call_id),
         kind: "analyze".into(),
         event: None,
         idempotency_key: idempotency_key(&[campaign, "analyze", &call_id]),

@@ -4,8 +4,8 @@
 //! `{{duration}}`, `{{summary}}`, `{{date}}`, `{{details}}` and the contact's custom fields;
 //! a missing variable skips the action and reports an `error_occurred` event, never a blank.
 
-use super::record::CallRecord;
 use super::{Pipeline, SinkError, webhook};
+use crate::call::CallRecord;
 use crate::campaign::analysis_file::{FollowUpFile, FollowUpKind, WebhooksFile};
 use crate::settings::SmtpTls;
 use crate::store::NewJob;
@@ -73,6 +73,17 @@ pub fn variables(rec: &CallRecord, a: &Value) -> BTreeMap<String, String> {
     v
 }
 
+/// The ordering key of a call's follow-ups to one sink: `fu:<call>:sms`, `fu:<call>:email`, or
+/// `fu:<call>:webhook@<url>` / `fu:<call>:task@<url>`. Actions to the same sink keep their
+/// order; a sink that is down delays no other.
+pub fn order_key(call_id: &str, kind: FollowUpKind, url: Option<&str>) -> String {
+    let kind = format!("{kind:?}").to_lowercase();
+    match url {
+        Some(u) if matches!(kind.as_str(), "webhook" | "task") => format!("fu:{call_id}:{kind}@{u}"),
+        _ => format!("fu:{call_id}:{kind}"),
+    }
+}
+
 /// Rendered jobs for the actions that apply to this call, and one message per skipped action.
 pub fn jobs(
     f: &FollowUpFile,
@@ -98,7 +109,7 @@ pub fn jobs(
             FollowUpKind::Email => Some("{{caller_email}}"),
             _ => None,
         };
-        let render = |t: Option<&str>| t.map(|t| crate::engine::render(t, &vars)).transpose();
+        let render = |t: Option<&str>| t.map(|t| crate::campaign::template::render(t, &vars)).transpose();
         let rendered = (|| {
             Ok::<_, minijinja::Error>((
                 render(act.to.as_deref().or(default_to))?,
@@ -129,7 +140,7 @@ pub fn jobs(
         let n = i.to_string();
         jobs.push(NewJob {
             campaign_id: rec.campaign_id.clone(),
-            order_key: format!("fu:{}", rec.call_id),
+            order_key: order_key(&rec.call_id, act.kind, act.url.as_deref()),
             kind: "follow_up".into(),
             event: Some(format!("follow_up.{:?}", act.kind).to_lowercase()),
             idempotency_key: super::events::idempotency_key(&[&rec.campaign_id, "follow_up", &rec.call_id, &n]),
@@ -222,8 +233,12 @@ pub async fn run_job(p: &Pipeline, id: &str, payload: &str) -> Result<(), SinkEr
                 .sms(&job.from, to, job.body.as_deref().unwrap_or_default())
                 .await
                 .map_err(|e| match e {
-                    crate::trunk::TrunkError::Unavailable(m) => SinkError::Retryable(m),
-                    crate::trunk::TrunkError::Rejected(m) => SinkError::Permanent(m),
+                    crate::trunk::TrunkError::Unavailable(_) | crate::trunk::TrunkError::NotPlaced { .. } => {
+                        SinkError::Retryable(e.to_string())
+                    }
+                    crate::trunk::TrunkError::Rejected(_) | crate::trunk::TrunkError::Permanent { .. } => {
+                        SinkError::Permanent(e.to_string())
+                    }
                 })?;
         }
         FollowUpKind::Email => email(p, &job).await?,

@@ -3,7 +3,7 @@
 //! against what the stage allows; a reply that fails is asked for once more, then the stage is
 //! recorded as an error. A stage with no endpoint configured is `skipped`.
 
-use super::record::{Message, Role};
+use crate::call::{Message, Role};
 use crate::campaign::analysis_file::{AnalysisFile, DataKind};
 use crate::settings::{LlmEndpoint, LlmSettings};
 use serde::{Deserialize, Serialize};

@@ -1,21 +1,23 @@
 //! The post-call analysis pipeline and its sinks, fed by the outbox.
 //!
-//! When a call ends the engine writes its [`record::CallRecord`] and the first outbox jobs in
+//! When a call ends the engine writes its [`CallRecord`](crate::call::CallRecord) and the first outbox jobs in
 //! the transaction that closes the attempt. Outbox workers ([`worker::OutboxPool`]) then run
-//! them at least once, one job per call at a time, in order: the `analyze` job runs the
-//! deterministic stages ([`stages`]) and the language-model stages ([`llm`]), stores the result
-//! with where each field came from, and enqueues the deliveries: signed webhooks ([`webhook`]),
-//! CRM sync ([`crm`]) and follow-ups ([`followup`]). Every delivery carries a stable
-//! idempotency key, sent as `X-Webhook-Id`. [`receiver`] is the operator's local receiver
+//! them at least once, in order per call and per sink: the `analyze` job (which waits on
+//! nothing but the call's end) runs the deterministic stages ([`stages`]) and the
+//! language-model stages ([`llm`]), stores the result with where each field came from, and
+//! enqueues the deliveries: signed webhooks ([`webhook`]), CRM sync ([`crm`], HubSpot in
+//! [`hubspot`]) and follow-ups ([`followup`]), each sink on its own order key so that one that
+//! is down delays only its own deliveries. Every delivery carries a stable idempotency key,
+//! sent as `X-Webhook-Id`. [`receiver`] is the operator's local receiver
 //! (`dialerd receive`) that verifies those signatures.
 
 pub mod crm;
 pub mod events;
 pub mod followup;
+pub mod hubspot;
 pub mod llm;
 pub mod pipeline;
 pub mod receiver;
-pub mod record;
 pub mod stages;
 pub mod webhook;
 pub mod worker;
@@ -40,6 +42,15 @@ pub enum SinkError {
     /// `Permanent`, but the worker warns once per message rather than once per job.
     #[error("{0}")]
     Unconfigured(String),
+    /// The sink asked for a pause (HTTP 429 with a wait it named): run again after `wait`
+    /// without counting the attempt, since the request was never judged.
+    #[error("{message} (asked to wait {wait:?})")]
+    Throttled {
+        /// What the sink said.
+        message: String,
+        /// How long it asked for.
+        wait: std::time::Duration,
+    },
 }
 
 impl From<crate::store::StoreError> for SinkError {
@@ -67,6 +78,9 @@ pub struct Pipeline {
     pub outbox: OutboxSettings,
     /// Trunk that sends SMS follow-ups; `None` dead-letters them.
     pub sms: Option<Arc<dyn Trunk>>,
+    /// Rate-limited sinks (a HubSpot API base) and the instant (UTC) before which no request
+    /// goes to them: a 429 for one job holds every job of that sink.
+    paused: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Pipeline {
@@ -87,6 +101,7 @@ impl Pipeline {
             smtp: settings.smtp.clone(),
             outbox: settings.outbox.clone(),
             sms: None,
+            paused: Default::default(),
         })
     }
 
@@ -104,6 +119,27 @@ impl Pipeline {
     pub fn with_sms(mut self, trunk: Arc<dyn Trunk>) -> Pipeline {
         self.sms = Some(trunk);
         self
+    }
+}
+
+impl Pipeline {
+    /// How long `sink` is still paused at `now`; `None` when it is not.
+    pub fn paused_for(&self, sink: &str, now: chrono::DateTime<chrono::Utc>) -> Option<std::time::Duration> {
+        let map = self.paused.lock().ok()?;
+        let until = *map.get(sink)?;
+        (until > now).then(|| (until - now).to_std().unwrap_or_default())
+    }
+
+    /// Holds every request to `sink` for `wait` from `now` (an existing longer pause stays).
+    pub fn pause(&self, sink: &str, wait: std::time::Duration, now: chrono::DateTime<chrono::Utc>) {
+        let until = chrono::TimeDelta::from_std(wait)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        if let Ok(mut map) = self.paused.lock() {
+            let e = map.entry(sink.to_string()).or_insert(until);
+            *e = (*e).max(until);
+        }
     }
 }
 

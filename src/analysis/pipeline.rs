@@ -4,8 +4,8 @@
 
 use super::events::{self, AnalyzeJob, call_order_key};
 use super::llm::{self, Provenance};
-use super::record::CallRecord;
 use super::{Pipeline, SinkError, crm, followup, stages};
+use crate::call::CallRecord;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 

@@ -1,7 +1,7 @@
 //! Deterministic stages (no language model): call metrics, speed-to-lead, knowledge gaps and
 //! conversions. Pure functions of the call record.
 
-use super::record::{CallRecord, Message, Role};
+use crate::call::{CallRecord, Message, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
-//! Outbox workers: a pool that claims due jobs (at most `concurrency` at once, one per call at a
-//! time), runs them, and records the result: done, retried after exponential backoff with
+//! Outbox workers: a pool that claims due jobs (at most `concurrency` at once, at most half of
+//! them for one sink, one per order key at a time: per call and per sink), runs them, and records the result: done, retried after exponential backoff with
 //! jitter, or dead-lettered once its attempts are spent or the failure is permanent.
 
 use super::events::{self, WebhookJob};
@@ -79,6 +79,9 @@ async fn run(p: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
         Err(e) => error!(error = %e, "Cannot reset outbox jobs left running."),
     }
     let concurrency = p.outbox.concurrency.max(1) as usize;
+    // A sink whose requests hang (a receiver that accepts and never answers) holds at most half
+    // the workers, so the other sinks always have the rest.
+    let per_sink = concurrency.div_ceil(2) as u32;
     let mut set: JoinSet<()> = JoinSet::new();
     let warned = Warned::default();
     loop {
@@ -88,7 +91,7 @@ async fn run(p: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
         let free = concurrency.saturating_sub(set.len()) as u32;
         let mut claimed = 0;
         if free > 0 {
-            match p.store.claim_jobs(Utc::now(), free).await {
+            match p.store.claim_jobs_per_sink(Utc::now(), free, per_sink).await {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     for job in jobs {
@@ -147,6 +150,15 @@ async fn run_one(p: Arc<Pipeline>, job: Job, warned: Warned) {
     let outcome = match &result {
         Ok(_) if job.kind == "analyze" => return, // stored with its analysis
         Ok(_) => JobResult::Done,
+        Err(SinkError::Throttled { message, wait }) => {
+            // Waiting as told: a little jitter so the account's jobs do not all return at once.
+            let delay = *wait + Duration::from_millis(rand::rng().random_range(0..250));
+            debug!(job = job.id, kind = %job.kind, error = %message, delay_ms = delay.as_millis() as u64, "Sink asked for a pause; job deferred.");
+            JobResult::Defer {
+                error: message.clone(),
+                at: now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX),
+            }
+        }
         Err(SinkError::Retryable(e)) if job.attempts < job.max_attempts => {
             let delay = backoff(p.outbox.backoff_base, p.outbox.backoff_max, job.attempts);
             debug!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, delay_ms = delay.as_millis() as u64, "Job failed; retrying.");

@@ -202,7 +202,8 @@ pub struct FollowUpAction {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpFile {
-    /// Actions, run in order after analysis.
+    /// Actions, each run after the analysis; actions to the same sink (SMS, email, one URL) run in
+    /// order, and a sink that is down delays no other.
     #[serde(default)]
     pub actions: Vec<FollowUpAction>,
 }
@@ -229,7 +230,7 @@ fn check_url(key: &str, url: &str, err: &mut dyn FnMut(&str, String)) {
 }
 
 fn check_template(key: &str, t: &str, err: &mut dyn FnMut(&str, String)) {
-    if let Err(e) = minijinja::Environment::new().template_from_str(t) {
+    if let Err(e) = super::template::check(t) {
         err(key, format!("is not a valid template: {e}"));
     }
 }

@@ -1,6 +1,9 @@
 //! The outbox: a durable job table. Jobs are inserted in the transaction that produces them,
 //! claimed a batch at a time (one job per `order_key` at a time, in id order), and finished as
-//! done, retried later, or dead-lettered with their error. Running jobs left by a crash are
+//! done, retried later, deferred (a sink asked for a pause: the attempt is not counted), or
+//! dead-lettered with their error. Order keys are per call and per sink (`call:` for the
+//! webhook URL, `analyze:`, `crm:`, `fu:<call>:<sink>`, `kg:`), so a sink that is down holds
+//! only its own jobs. Running jobs left by a crash are
 //! reset to pending at start-up, so every job runs at least once.
 
 use super::{Store, StoreError, from_ms, to_ms};
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 pub struct NewJob {
     /// Campaign the job belongs to.
     pub campaign_id: String,
-    /// Jobs with the same key run one at a time, in insertion order (per-call order).
+    /// Jobs with the same key run one at a time, in insertion order: one key per call and sink.
     pub order_key: String,
     /// `analyze`, `webhook`, `crm` or `follow_up`.
     pub kind: String,
@@ -72,6 +75,14 @@ pub enum JobResult {
     /// Failed; run again at the instant (UTC).
     Retry {
         /// What went wrong.
+        error: String,
+        /// Next attempt.
+        at: DateTime<Utc>,
+    },
+    /// Not judged: the sink asked for a pause (HTTP 429 with a wait). Run again at the instant
+    /// (UTC); the attempt is given back, so waiting as told never dead-letters a job.
+    Defer {
+        /// What the sink said.
         error: String,
         /// Next attempt.
         at: DateTime<Utc>,
@@ -169,20 +180,43 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn claim_jobs(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Job>, StoreError> {
-        if limit == 0 {
+        self.claim_jobs_per_sink(now, limit, limit).await
+    }
+
+    /// [`Store::claim_jobs`] with at most `per_sink` jobs running at once per sink, a sink being
+    /// the part of the order key before its first `:` (`call`, `analyze`, `crm`, `fu`, `kg`,
+    /// `campaign`): a sink whose requests hang holds at most `per_sink` workers, never all.
+    ///
+    /// Errors: [`StoreError::Query`].
+    pub async fn claim_jobs_per_sink(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        per_sink: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        if limit == 0 || per_sink == 0 {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "UPDATE outbox SET state = 'running', attempts = attempts + 1, updated_at = ?1
-             WHERE id IN (SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_run_at <= ?1
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key AND p.id < o.id
-                                 AND p.state IN ('pending', 'running'))
-                 ORDER BY o.id LIMIT ?2)
+            "WITH due AS (
+                 SELECT o.id, substr(o.order_key, 1, instr(o.order_key, ':')) AS sink FROM outbox o
+                 WHERE o.state = 'pending' AND o.next_run_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key AND p.id < o.id
+                                   AND p.state IN ('pending', 'running'))),
+             busy AS (
+                 SELECT substr(order_key, 1, instr(order_key, ':')) AS sink, COUNT(*) AS n
+                 FROM outbox WHERE state = 'running' GROUP BY 1),
+             ranked AS (
+                 SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.sink ORDER BY d.id) + COALESCE(b.n, 0) AS slot
+                 FROM due d LEFT JOIN busy b ON b.sink = d.sink)
+             UPDATE outbox SET state = 'running', attempts = attempts + 1, updated_at = ?1
+             WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY id LIMIT ?2)
              RETURNING {JOB_COLUMNS}"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(to_ms(now))
             .bind(limit)
+            .bind(per_sink)
             .fetch_all(self.pool())
             .await?;
         let mut jobs: Vec<Job> = rows.iter().map(job).collect::<Result<_, _>>()?;
@@ -202,13 +236,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         insert_jobs(&mut tx, follow_on, now).await?;
-        let (state, error, at) = match result {
-            JobResult::Done => ("done", None, now),
-            JobResult::Retry { error, at } => ("pending", Some(error.as_str()), *at),
-            JobResult::Dead { error } => ("dead", Some(error.as_str()), now),
+        let (state, error, at, given_back) = match result {
+            JobResult::Done => ("done", None, now, 0),
+            JobResult::Retry { error, at } => ("pending", Some(error.as_str()), *at, 0),
+            JobResult::Defer { error, at } => ("pending", Some(error.as_str()), *at, 1),
+            JobResult::Dead { error } => ("dead", Some(error.as_str()), now, 0),
         };
-        sqlx::query("UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), next_run_at = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE outbox SET state = ?, attempts = MAX(attempts - ?, 0), last_error = COALESCE(?, last_error), next_run_at = ?, updated_at = ? WHERE id = ?")
             .bind(state)
+            .bind(given_back)
             .bind(error)
             .bind(to_ms(at))
             .bind(to_ms(now))

@@ -166,3 +166,61 @@ pub fn chat(content: serde_json::Value) -> wiremock::ResponseTemplate {
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content.to_string()}}]
     }))
 }
+
+/// A copy of the example campaign (`campaigns/example.toml` and its contact list) under
+/// `root/campaigns`, with its webhook receiver moved from `127.0.0.1:8787` to `webhook_addr`
+/// (`host:port`), `replace` pairs applied to the file, and `extra` appended (new sections only).
+pub fn example_campaign(
+    root: &std::path::Path,
+    webhook_addr: &str,
+    replace: &[(&str, &str)],
+    extra: &str,
+) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+    let dir = root.join("campaigns");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("example-contacts.csv"), dir.join("example-contacts.csv")).unwrap();
+    let mut toml = std::fs::read_to_string(src.join("example.toml")).unwrap();
+    assert!(toml.contains("127.0.0.1:8787"), "the example's receiver moved");
+    toml = toml.replace("127.0.0.1:8787", webhook_addr);
+    for (from, to) in replace {
+        assert!(toml.contains(from), "`{from}` is not in the example campaign");
+        toml = toml.replace(from, to);
+    }
+    toml.push_str(extra);
+    std::fs::write(dir.join("example.toml"), toml).unwrap();
+    dir
+}
+
+/// A HubSpot stand-in (wiremock) that accepts every contact search (no match), contact create
+/// (id 501) and call create (id 9001) authorised with `token`.
+pub async fn hubspot_stand_in(token: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    let auth = format!("Bearer {token}");
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"total": 0, "results": []})))
+        .mount(&s)
+        .await;
+    for (p, id) in [("/crm/v3/objects/contacts", "501"), ("/crm/v3/objects/calls", "9001")] {
+        Mock::given(method("POST"))
+            .and(path(p))
+            .and(header("authorization", auth.as_str()))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": id})))
+            .mount(&s)
+            .await;
+    }
+    s
+}
+
+/// Outbox jobs of `kind` by state.
+pub fn states(jobs: &[dialerd::store::Job], kind: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for j in jobs.iter().filter(|j| j.kind == kind) {
+        *m.entry(j.state.clone()).or_insert(0) += 1;
+    }
+    m
+}
