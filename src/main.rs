@@ -10,12 +10,21 @@ use dialerd::store::{DncScope, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+/// `dialerd --version`: the release and the libphonenumber metadata that reads every number.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (libphonenumber metadata {})",
+        env!("CARGO_PKG_VERSION"),
+        dialerd::campaign::phone::LIBPHONENUMBER_METADATA
+    )
+});
 
 #[derive(Parser)]
 #[command(
     name = "dialerd",
-    version,
+    version = VERSION.as_str(),
     about = "Batch outbound call campaigns for AI voice agents"
 )]
 struct Cli {
@@ -305,11 +314,12 @@ fn run_cli() -> Result<ExitCode> {
             database,
             until_idle,
         } => rt.block_on(async {
+            let shutdown = shutdown_signal();
             let url = database.unwrap_or(settings.database_url.clone());
             let store = Store::open(&url).await?;
             let pipeline = Pipeline::new(store.clone(), &settings)?.with_sim_sms()?;
             let opts = RunOptions {
-                campaigns_dir: campaigns.unwrap_or(settings.campaigns_dir),
+                campaigns_dir: campaigns.unwrap_or(settings.campaigns_dir.clone()),
                 until_idle,
                 shutdown_grace: settings.shutdown_grace,
                 poll_interval: settings.poll_interval,
@@ -318,10 +328,36 @@ fn run_cli() -> Result<ExitCode> {
             if settings.webhook_secret.is_none() {
                 tracing::warn!("No webhook secret (DIALERD__WEBHOOK_SECRET): webhook deliveries are dead-lettered until one is set.");
             }
-            Daemon::new(store, opts)
-                .with_pipeline(Arc::new(pipeline))
-                .run(shutdown_signal())
-                .await?;
+            // Sim campaigns need no listener, so a busy address is an error line, not a stop.
+            let hub = Arc::new(dialerd::trunk::twilio::TwilioHub::new());
+            let livekit_hub = Arc::new(dialerd::trunk::livekit::LivekitHub::new());
+            let agents = Arc::new(dialerd::engine::agent_hub::AgentHub::new());
+            let api = dialerd::api::start(&settings, Arc::clone(&hub), Arc::clone(&livekit_hub), Arc::clone(&agents))
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "HTTP listener not started: no health checks or trunk callbacks."))
+                .ok();
+            let mut daemon = Daemon::new(store, opts).with_pipeline(Arc::new(pipeline)).with_agent_hub(agents);
+            if let (Some(api), Some(_)) = (&api, &settings.twilio.account_sid) {
+                match dialerd::trunk::twilio::TwilioClient::new(&settings.twilio) {
+                    Ok(client) => {
+                        let public_url = api.public_url.clone();
+                        let account = dialerd::trunk::twilio::TwilioAccount::new(client, hub, public_url, &settings.twilio);
+                        daemon = daemon.with_twilio(account);
+                    }
+                    Err(e) => tracing::error!(error = %e, "Twilio campaigns are refused."),
+                }
+            }
+            if let (Some(_), Some(_)) = (&api, &settings.livekit.url) {
+                match dialerd::trunk::livekit::LivekitAccount::new(&settings.livekit, livekit_hub) {
+                    Ok(account) => daemon = daemon.with_livekit(account),
+                    Err(e) => tracing::error!(error = %e, "LiveKit campaigns are refused."),
+                }
+            }
+            let ran = daemon.run(shutdown).await;
+            if let Some(api) = api {
+                api.stop(std::time::Duration::from_secs(5)).await;
+            }
+            ran?;
             tracing::info!("dialerd stopped.");
             Ok(ExitCode::SUCCESS)
         }),
@@ -464,23 +500,32 @@ fn check(files: &[PathBuf], json: bool) -> ExitCode {
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it
+/// is first awaited, so a signal sent while the daemon starts up stops it gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot listen for SIGTERM; only SIGINT stops the daemon.");
-                let _ = ctrl_c.await;
+                (term, int) => {
+                    let e = term.err().or(int.err()).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::warn!(error = %e, "Cannot listen for SIGTERM; only SIGINT stops the daemon.");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

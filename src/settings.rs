@@ -51,6 +51,22 @@ pub struct Settings {
     /// `[outbox]`: delivery workers.
     #[serde(default)]
     pub outbox: OutboxSettings,
+    /// Address of the HTTP listener (`DIALERD__LISTEN`): health, trunk callbacks.
+    pub listen: std::net::SocketAddr,
+    /// Base URL at which providers reach the listener (`DIALERD__PUBLIC_URL`), e.g. the reverse
+    /// proxy's `https://dialer.example.com`; callback URLs and signatures are built on it.
+    /// Unset: `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `[api]`: limits of the HTTP listener.
+    #[serde(default)]
+    pub api: ApiSettings,
+    /// `[twilio]`: the Twilio account (`DIALERD__TWILIO__ACCOUNT_SID`, `..__AUTH_TOKEN`).
+    #[serde(default)]
+    pub twilio: TwilioSettings,
+    /// `[livekit]`: the LiveKit project (`DIALERD__LIVEKIT__URL`, `..__API_KEY`, `..__API_SECRET`).
+    #[serde(default)]
+    pub livekit: LivekitSettings,
 }
 
 /// A secret string (token, password, key): read like a string, printed as `***` by Debug.
@@ -223,7 +239,8 @@ impl Settings {
             .set_default("campaigns_dir", "campaigns")?
             .set_default("log_format", "human")?
             .set_default("shutdown_grace", "30s")?
-            .set_default("poll_interval", "2s")?;
+            .set_default("poll_interval", "2s")?
+            .set_default("listen", "127.0.0.1:8686")?;
         let builder = match file {
             Some(f) => builder.add_source(config::File::from(f).required(true)),
             None => builder.add_source(config::File::with_name(DEFAULT_CONFIG_FILE).required(false)),
@@ -236,5 +253,99 @@ impl Settings {
             )
             .build()?;
         Ok(cfg.try_deserialize()?)
+    }
+}
+
+/// `[api]`: limits every request to the HTTP listener is held to.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Largest request body, in bytes; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// Longest a request may take, body included; a slower one is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Bearer token of the voice agent's events API (`POST /v1/calls/{call_id}/events`;
+    /// `DIALERD__API__AGENT_TOKEN`). Unset: that route answers 503.
+    pub agent_token: Option<Secret>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        // A Twilio status callback is about 1 KiB; 64 KiB leaves room for every surface planned.
+        ApiSettings {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            agent_token: None,
+        }
+    }
+}
+
+/// `[twilio]`: the Twilio account the `twilio` trunk dials through. Requests authenticate with an
+/// API key pair when one is set, else with the account SID and auth token; status callbacks are
+/// always verified with the auth token (Twilio signs them with it).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioSettings {
+    /// Account SID (`AC…`).
+    pub account_sid: Option<String>,
+    /// Auth token of the account.
+    pub auth_token: Option<Secret>,
+    /// API key SID (`SK…`), used with `api_key_secret` instead of the auth token for requests.
+    pub api_key_sid: Option<String>,
+    /// API key secret.
+    pub api_key_secret: Option<Secret>,
+    /// Base URL of the REST API (a test peer's address in tests).
+    pub base_url: String,
+    /// Per-request timeout of the REST API.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The account's calls per second (Twilio's default for an account is 1), shared by every
+    /// Twilio campaign; each campaign's own `calls_per_second` applies on top.
+    pub calls_per_second: u32,
+    /// Most calls in progress on the account at once, across campaigns; none when unset.
+    pub max_concurrent: Option<u32>,
+}
+
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        TwilioSettings {
+            account_sid: None,
+            auth_token: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            base_url: "https://api.twilio.com".into(),
+            timeout: Duration::from_secs(10),
+            calls_per_second: 1,
+            max_concurrent: None,
+        }
+    }
+}
+
+/// `[livekit]`: the LiveKit project the `livekit` trunk dials through (LiveKit SIP API). Requests
+/// are signed with the API key and secret; webhooks are verified with the same pair. Both are
+/// secrets: never logged, never in an error.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LivekitSettings {
+    /// Server URL (`wss://project.livekit.cloud` or `https://…`; `ws(s)` is read as `http(s)`).
+    pub url: Option<String>,
+    /// API key (`API…`).
+    pub api_key: Option<Secret>,
+    /// API secret, the HS256 key of every token.
+    pub api_secret: Option<Secret>,
+    /// Per-request timeout of the Twirp API (a dial waits for the answer: ring timeout + 2 s at least).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for LivekitSettings {
+    fn default() -> Self {
+        LivekitSettings {
+            url: None,
+            api_key: None,
+            api_secret: None,
+            timeout: Duration::from_secs(10),
+        }
     }
 }

@@ -219,8 +219,9 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             last_name: None,
             email: None,
             timezone: None,
+            priority: None,
         },
-        default_region: phonenumber::country::Id::US,
+        default_region: dialerd::campaign::phone::Region::US,
         default_timezone: chrono_tz::America::New_York,
     };
     let url = format!("sqlite://{}", tmp.path().join("s.db").display());
@@ -234,7 +235,7 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
         store.activate_campaign("c", "C", "c.toml", now).await.unwrap();
         store.import_contacts("c", &src, now).await.unwrap();
         let zones: Vec<String> = store
-            .due_times_by_zone("c", 3)
+            .hopper_zones("c")
             .await
             .unwrap()
             .into_iter()
@@ -245,7 +246,8 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             vec!["America/New_York".to_string()],
             "212 numbers get New York from the area code"
         );
-        let due = store.due_contacts("c", now, &zones, 3, 10).await.unwrap();
+        let none = std::collections::HashSet::new();
+        let due = store.hopper_batch("c", now, &zones, 10, &none).await.unwrap();
         assert_eq!(due.len(), 2);
         let (a, b) = (&due[0], &due[1]);
 
@@ -272,7 +274,7 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             .await
             .unwrap();
         let later = now + TimeDelta::minutes(2);
-        let due = store.due_contacts("c", later, &zones, 3, 10).await.unwrap();
+        let due = store.hopper_batch("c", later, &zones, 10, &none).await.unwrap();
         let a2 = due.iter().find(|d| d.id == a.id).unwrap();
         let b2 = due.iter().find(|d| d.id == b.id).unwrap();
         let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis();

@@ -212,6 +212,8 @@ proptest! {
                     // Adversarial: a person answers whenever possible.
                     let (k, _) = live[pick % live.len()];
                     dialer.on_event(now, k, CallEvent::Answered(AnswerKind::Human));
+                    // The agent greets at once: late speech is abandonment the cap cannot foresee.
+                    dialer.on_event(now, k, CallEvent::AgentSpoke(now));
                     let worst = cap.worst_rate_of(&dialer, now);
                     prop_assert!(worst <= 0.03 + 1e-12, "abandonment {} over the cap at {}", worst, now);
                 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use dialerd::core::{
     AbandonCap, AnswerKind, AttemptKey, AttemptLimits, CallEvent, CallbackPolicy, CallingWindow, Candidate,
-    ContactStatus, Decision, Dialer, EndReason, LegalHours, PacingConfig, Policy, Priors, RetryPolicy, Rules,
-    VoicemailAction,
+    ContactStatus, Decision, Dialer, EndReason, LegalHours, PacingConfig, Phase, Policy, Priors, RetryPolicy, Rules,
+    SlotCounts, VoicemailAction,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -146,6 +146,18 @@ proptest! {
                 }
             }
             let counts = dialer.counts();
+            // The core keeps its counts as calls change phase: they match a recount of the calls.
+            let mut recount = SlotCounts { slots, ..SlotCounts::default() };
+            for k in &live {
+                match dialer.call(k.contact).map(|c| c.phase) {
+                    Some(Phase::Dialing) => recount.dialing += 1,
+                    Some(Phase::Talking) => recount.talking += 1,
+                    Some(Phase::SafeHarbor) => recount.safe_harbor += 1,
+                    Some(Phase::Voicemail | Phase::MachineHangup) => recount.machine += 1,
+                    None => prop_assert!(false, "a live call the core does not hold"),
+                }
+            }
+            prop_assert_eq!(counts, recount);
             prop_assert!(counts.talking <= slots, "more conversations than slots");
             prop_assert!(counts.talking + counts.dialing <= slots, "progressive placed more calls than free slots");
             prop_assert_eq!(dialer.in_flight(), live.len());

@@ -4,22 +4,85 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+pids=()
+tmpfiles=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for f in "${tmpfiles[@]}"; do rm -f "$f"; done
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits (up to $2 tenths of a second) until something listens on 127.0.0.1:$1.
+wait_port() {
+    for _ in $(seq 1 "$2"); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # A real SMTP server on loopback for the follow-up email test (Python `aiosmtpd` from PyPI).
 # The test reads DIALERD_TEST_SMTP (host:port) and the server's log; unset, it says it skipped.
 if python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages aiosmtpd; then
-    smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    smtp_port=$(free_port)
     smtp_log=$(mktemp)
+    tmpfiles+=("$smtp_log")
     python3 -u -m aiosmtpd -n -l "127.0.0.1:${smtp_port}" >"$smtp_log" 2>&1 &
-    smtp_pid=$!
-    trap 'kill "$smtp_pid" 2>/dev/null || true; rm -f "$smtp_log"' EXIT
-    for _ in $(seq 1 50); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', ${smtp_port}), 1)" 2>/dev/null && break
-        sleep 0.1
-    done
+    pids+=($!)
+    wait_port "$smtp_port" 50 || true
     export DIALERD_TEST_SMTP="127.0.0.1:${smtp_port}" DIALERD_TEST_SMTP_LOG="$smtp_log"
 else
     echo "tests/run.sh: could not install aiosmtpd; the SMTP test will skip" >&2
+fi
+
+# HubSpot's CRM v3 contract: Prism (npm `@stoplight/prism-cli`, pinned in tests/peers/package.json
+# and its lockfile, installed into the git-ignored tests/peers/node_modules) serves
+# tests/peers/hubspot-crm-v3.yaml and answers 422 to any request that does not match it. The
+# tests read DIALERD_TEST_PRISM (host:port) and its log; unset, they say they skipped.
+prism=tests/peers/node_modules/.bin/prism
+if [ -x "$prism" ] || (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    prism_port=$(free_port)
+    prism_log=$(mktemp)
+    tmpfiles+=("$prism_log")
+    "$prism" mock -h 127.0.0.1 -p "$prism_port" tests/peers/hubspot-crm-v3.yaml >"$prism_log" 2>&1 &
+    pids+=($!)
+    if wait_port "$prism_port" 300; then
+        export DIALERD_TEST_PRISM="127.0.0.1:${prism_port}" DIALERD_TEST_PRISM_LOG="$prism_log"
+    else
+        echo "tests/run.sh: Prism did not start; the HubSpot contract tests will skip:" >&2
+        cat "$prism_log" >&2
+    fi
+else
+    echo "tests/run.sh: could not install Prism; the HubSpot contract tests will skip" >&2
+fi
+
+# Twilio's REST API as its OpenAPI file describes it (a patched copy; see tests/peers/README.md),
+# served by the same Prism. The tests read DIALERD_TEST_PRISM_TWILIO (a base URL).
+if [ -x "$prism" ]; then
+    twilio_port=$(free_port)
+    twilio_log=$(mktemp)
+    tmpfiles+=("$twilio_log")
+    "$prism" mock -h 127.0.0.1 -p "$twilio_port" tests/peers/twilio_api_v2010.json >"$twilio_log" 2>&1 &
+    pids+=($!)
+    if wait_port "$twilio_port" 300; then
+        export DIALERD_TEST_PRISM_TWILIO="http://127.0.0.1:${twilio_port}"
+    else
+        echo "tests/run.sh: Prism did not start on the Twilio spec; the Twilio contract tests will skip:" >&2
+        cat "$twilio_log" >&2
+    fi
+fi
+
+# Python `twilio`'s RequestValidator, the oracle of the X-Twilio-Signature tests (pinned).
+if python3 -c "import twilio" 2>/dev/null || python3 -m pip install --quiet "twilio==9.3.7" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "twilio==9.3.7"; then
+    export DIALERD_TEST_TWILIO_PYTHON=python3
+else
+    echo "tests/run.sh: could not install Python twilio; the signature oracle test will skip" >&2
 fi
 
 cargo test --no-fail-fast "$@"

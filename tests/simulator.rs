@@ -291,3 +291,53 @@ proptest! {
         prop_assert!(r.peak_conversations <= slots);
     }
 }
+
+/// The pacing decisions are pinned: these runs of the benchmark's cells (seed 1) gave exactly these
+/// figures before pacing was made cheaper, and the work was to change no decision. Any change to a
+/// decision moves the dials, the events or the refusals, and fails here; a deliberate change of the
+/// model must update the figures and say why.
+#[test]
+fn pacing_decisions_are_pinned() {
+    use dialerd::sim::bench::{Cell, run_day};
+    // (slots, P(human), talk s, mode, hours) → [dials, human answers, machine answers, abandoned,
+    // events, abandon-cap refusals].
+    let cases: [(u32, f64, u64, PacingMode, f64, [u64; 6]); 4] = [
+        (
+            20,
+            0.20,
+            180,
+            PacingMode::Predictive,
+            2.0,
+            [3415, 698, 640, 11, 12988, 4132],
+        ),
+        (
+            100,
+            0.10,
+            60,
+            PacingMode::Predictive,
+            0.5,
+            [8006, 817, 1508, 0, 18018, 2504],
+        ),
+        (
+            100,
+            0.20,
+            60,
+            PacingMode::VicidialAdaptive,
+            1.0,
+            [13479, 2666, 2538, 0, 35105, 1225],
+        ),
+        (20, 0.35, 60, PacingMode::Ratio, 1.0, [2354, 812, 442, 0, 8021, 691]),
+    ];
+    for (slots, p_human, talk_s, mode, hours, expected) in cases {
+        let (r, _) = run_day(Cell { slots, p_human, talk_s }, mode, 1, hours);
+        let got = [
+            r.dials,
+            r.human_answers,
+            r.machine_answers,
+            r.abandoned,
+            r.events,
+            r.refusals.get("abandon_cap").copied().unwrap_or(0),
+        ];
+        assert_eq!(got, expected, "{slots} slots, {p_human}, {talk_s} s, {}", mode.as_str());
+    }
+}

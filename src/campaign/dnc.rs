@@ -1,4 +1,4 @@
-//! Do-not-call files: reading a DNC CSV (numbers normalised to E.164 with `phonenumber`, bad rows
+//! Do-not-call files: reading a DNC CSV (numbers normalised to E.164 as libphonenumber reads them, bad rows
 //! rejected with their line), importing it into a list of the store, syncing the `dnc/` folder
 //! into the global list, and the texts `dialerd dnc` prints.
 //!
@@ -8,17 +8,17 @@
 //! otherwise the file has none and that row is data. A `reason` column, when headed, is kept.
 
 use super::contacts::{BATCH_ROWS, PhoneError, Reject, normalize_phone, parse_region};
+use super::phone::Region;
 use crate::store::{DncEntry, DncImportStats, DncRow, DncScope, Store, StoreError};
 use chrono::{DateTime, Utc};
 use csv::{ByteRecord, StringRecord};
-use phonenumber::country::Id;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Region used for numbers written without `+country` when none is given.
-pub const DEFAULT_REGION: Id = Id::US;
+pub const DEFAULT_REGION: Region = Region::US;
 /// Rejected rows kept per import for the report (the count covers them all).
 pub const MAX_REJECTS_KEPT: usize = 1000;
 /// Batches buffered between the reading thread and the store.
@@ -48,7 +48,7 @@ pub enum DncError {
     /// A number given on the command line is not a valid number.
     #[error("phone number: {0}")]
     Phone(PhoneError),
-    /// A region code that `phonenumber` does not know.
+    /// A region code libphonenumber has no metadata for.
     #[error("unknown region `{0}` (use an ISO 3166 code such as US or GB)")]
     Region(String),
     /// `global` names the global list; it cannot be a campaign's list.
@@ -117,7 +117,7 @@ pub fn scope_for(campaign: Option<&str>) -> Result<DncScope, DncError> {
 /// The region a `--region` option names, [`DEFAULT_REGION`] when `None`.
 ///
 /// Errors: [`DncError::Region`] for an unknown code.
-pub fn region_for(code: Option<&str>) -> Result<Id, DncError> {
+pub fn region_for(code: Option<&str>) -> Result<Region, DncError> {
     match code {
         None => Ok(DEFAULT_REGION),
         Some(c) => parse_region(c).ok_or_else(|| DncError::Region(c.to_string())),
@@ -127,7 +127,7 @@ pub fn region_for(code: Option<&str>) -> Result<Id, DncError> {
 /// The E.164 form of `text` read for `region` (an extension is dropped: the line is what is blocked).
 ///
 /// Errors: [`DncError::Phone`] when empty, unparsable or not a valid number.
-pub fn dnc_phone(text: &str, region: Id) -> Result<String, DncError> {
+pub fn dnc_phone(text: &str, region: Region) -> Result<String, DncError> {
     normalize_phone(text, region).map(|p| p.e164).map_err(DncError::Phone)
 }
 
@@ -142,7 +142,7 @@ pub fn dnc_dir(campaigns_dir: &Path) -> PathBuf {
 ///
 /// Errors: [`DncError::Io`] for an unreadable file, [`DncError::Csv`] for broken CSV,
 /// [`DncError::Stopped`] when `on_batch` stopped the read.
-pub fn read_dnc<F>(path: &Path, region: Id, batch_rows: usize, mut on_batch: F) -> Result<DncReadSummary, DncError>
+pub fn read_dnc<F>(path: &Path, region: Region, batch_rows: usize, mut on_batch: F) -> Result<DncReadSummary, DncError>
 where
     F: FnMut(Vec<DncRow>) -> ControlFlow<()>,
 {
@@ -231,7 +231,7 @@ pub async fn import_dnc_file(
     store: &Store,
     path: &Path,
     scope: &DncScope,
-    region: Id,
+    region: Region,
     at: DateTime<Utc>,
 ) -> Result<DncFileOutcome, DncError> {
     let path = tokio::fs::canonicalize(path)
@@ -414,7 +414,7 @@ impl Columns {
     }
 
     /// Validates one data record.
-    fn row(&self, rec: &StringRecord, region: Id) -> Result<DncRow, String> {
+    fn row(&self, rec: &StringRecord, region: Region) -> Result<DncRow, String> {
         let cell = |i: usize| rec.get(i).unwrap_or("").trim();
         let phone = normalize_phone(cell(self.phone), region).map_err(|e| format!("phone: {e}"))?;
         Ok(DncRow {
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(scope_for(None).unwrap(), DncScope::Global);
         assert_eq!(scope_for(Some("spring")).unwrap(), DncScope::Campaign("spring".into()));
         assert!(matches!(scope_for(Some("global")), Err(DncError::ReservedScope)));
-        assert_eq!(region_for(Some("gb")).unwrap(), Id::GB);
+        assert_eq!(region_for(Some("gb")).unwrap(), Region::GB);
         assert!(matches!(region_for(Some("XX")), Err(DncError::Region(_))));
         assert_eq!(dnc_dir(Path::new("srv/campaigns")), Path::new("srv/dnc"));
         assert_eq!(dnc_dir(Path::new("campaigns")), Path::new("dnc"));

@@ -77,6 +77,10 @@ pub struct ContactsFile {
     pub email: Option<String>,
     /// Column holding an IANA time zone for the contact (default `timezone` when present).
     pub timezone: Option<String>,
+    /// Column holding the contact's dialing priority, an integer: among contacts due at the same
+    /// instant, higher is dialled first (default `priority` when present; an empty cell is 0).
+    #[serde(default)]
+    pub priority: Option<String>,
 }
 
 fn default_phone_column() -> String {
@@ -318,6 +322,12 @@ pub enum TrunkKindFile {
     /// The built-in simulated trunk.
     #[default]
     Sim,
+    /// Twilio Programmable Voice; `[trunk.twilio]` says how answered calls reach the agent and
+    /// the account comes from the daemon's `[twilio]` settings.
+    Twilio,
+    /// LiveKit SIP: each call is a room with the agent dispatched into it; `[trunk.livekit]`
+    /// names the SIP trunk and the agent, the project comes from the daemon's `[livekit]` settings.
+    Livekit,
 }
 
 /// `[trunk]`; credentials never live here.
@@ -330,6 +340,12 @@ pub struct TrunkFile {
     /// `[trunk.sim]`: the simulated trunk's call model.
     #[serde(default)]
     pub sim: SimFile,
+    /// `[trunk.twilio]`: how answered Twilio calls reach the voice agent.
+    #[serde(default)]
+    pub twilio: Option<super::twilio_file::TwilioFile>,
+    /// `[trunk.livekit]`: the LiveKit SIP trunk and the agent dispatched into each call.
+    #[serde(default)]
+    pub livekit: Option<super::livekit_file::LivekitFile>,
 }
 
 /// `[trunk.sim]`: the statistical call model. Probabilities are in 0..1 and must sum to 1;
@@ -375,9 +391,16 @@ pub struct SimFile {
     pub voicemail_length: Duration,
     /// P(a connected person asks to be called back), 0..1.
     pub callback_rate: f64,
-    /// Time AMD takes to classify an answer, after which the call is connected or handled.
+    /// Time AMD takes to classify an answer, after which the call is connected or handled
+    /// (`amd = "sync"`); with `amd = "async"`, the mean of the lognormal delay of the verdict.
     #[serde(with = "humantime_serde")]
     pub amd_time: Duration,
+    /// When the AMD verdict comes: `sync` (default: before the call is connected) or `async`
+    /// (the call is answered and connected to the agent at once as `unknown`; the verdict follows
+    /// after a lognormal delay of mean `amd_time` and may move it to voicemail or a hang-up).
+    pub amd: SimAmdFile,
+    /// Lognormal sigma of the async AMD delay.
+    pub amd_sigma: f64,
     /// P(AMD takes a person for a machine), 0..1.
     pub amd_false_positive: f64,
     /// P(AMD passes a machine to an agent slot), 0..1.
@@ -394,6 +417,25 @@ pub struct SimFile {
     pub conversion_rate: f64,
     /// P(a connected person opts out), 0..1.
     pub opt_out_rate: f64,
+    /// Connect → the agent's first words, in real time (not scaled by `time_scale`): more than
+    /// 2 s abandons the call (FTC TSR 16 CFR 310.4(b)(4)(i)). Default 0 s.
+    #[serde(with = "humantime_serde")]
+    pub agent_speech_delay: Duration,
+    /// Who speaks for the agent on connected calls: `builtin` (template transcripts) or
+    /// `external` (no transcript of its own: a voice agent posts the conversation to
+    /// `POST /v1/calls/{call_id}/events` and ends the call with `end_call`).
+    pub agent: SimAgent,
+}
+
+/// `[trunk.sim] agent`: who speaks for the agent on the sim trunk's connected calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimAgent {
+    /// Template transcripts drawn at the `[trunk.sim]` rates.
+    #[default]
+    Builtin,
+    /// A real voice agent reports the conversation through the agent events API.
+    External,
 }
 
 impl Default for SimFile {
@@ -416,6 +458,8 @@ impl Default for SimFile {
             voicemail_length: Duration::from_secs(20),
             callback_rate: 0.05,
             amd_time: Duration::from_millis(1500),
+            amd: SimAmdFile::Sync,
+            amd_sigma: 0.4,
             amd_false_positive: 0.0,
             amd_false_negative: 0.0,
             amd_false_negative_hold: Duration::from_secs(8),
@@ -423,8 +467,21 @@ impl Default for SimFile {
             knowledge_gap_rate: 0.1,
             conversion_rate: 0.1,
             opt_out_rate: 0.03,
+            agent_speech_delay: Duration::ZERO,
+            agent: SimAgent::Builtin,
         }
     }
+}
+
+/// `[trunk.sim] amd`: when the simulated AMD verdict arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimAmdFile {
+    /// Before the call is connected (the verdict is the answer's kind).
+    #[default]
+    Sync,
+    /// After the answer, as Twilio's `AsyncAmd`: answered as `unknown`, verdict later.
+    Async,
 }
 
 /// Converts a TOML datetime (which must carry an offset) to UTC.

@@ -1,13 +1,18 @@
 //! Campaign files: the TOML model, validation into a runtime [`Campaign`], contact import
-//! (CSV, E.164 normalisation with `phonenumber`), and the folder watcher.
+//! (CSV, E.164 normalisation as libphonenumber reads numbers), and the folder watcher.
 
 pub mod analysis_file;
 pub mod check;
+pub mod contact_columns;
 pub mod contact_zone;
 pub mod contacts;
 pub mod dnc;
 pub mod file;
+pub mod livekit_file;
+pub mod ordered;
 pub mod phone;
+pub mod template;
+pub mod twilio_file;
 pub mod validate;
 pub mod watch;
 

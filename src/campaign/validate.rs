@@ -3,6 +3,7 @@
 
 use super::contacts::{ContactSource, parse_region};
 use super::file::{CampaignFile, ModeFile, SimFile, TrunkKindFile, VoicemailActionFile, toml_datetime_utc};
+use super::phone::is_e164;
 use crate::core::compliance::ABANDON_HOLD;
 use crate::core::{
     AbandonCap, AbandonPolicy, AttemptLimits, CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode,
@@ -101,6 +102,10 @@ pub struct Campaign {
     pub trunk: TrunkKindFile,
     /// The sim trunk's call model.
     pub sim: SimFile,
+    /// `[trunk.twilio]`, checked: present, with the URL its `connect` needs, when the kind is `twilio`.
+    pub twilio: Option<super::twilio_file::TwilioFile>,
+    /// `[trunk.livekit]`, checked: present, with a trunk id and an agent name, when the kind is `livekit`.
+    pub livekit: Option<super::livekit_file::LivekitFile>,
     /// Post-call analysis, webhooks, CRM and follow-ups (`[analysis]`, `[webhooks]`, `[crm]`, `[follow_up]`).
     pub analysis: super::analysis_file::AnalysisConfig,
 }
@@ -275,13 +280,15 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             "is required when action = \"leave_message\"".into(),
         ),
         (Some(m), _) => {
-            if let Err(e) = minijinja::Environment::new().template_from_str(m) {
+            if let Err(e) = super::template::check(m) {
                 err("voicemail.message", format!("is not a valid template: {e}"));
             }
         }
         _ => {}
     }
     validate_sim(&f.trunk.sim, err);
+    super::twilio_file::validate(&f.trunk, err);
+    super::livekit_file::validate(&f.trunk, err);
     let analysis = super::analysis_file::AnalysisConfig {
         analysis: f.analysis.clone(),
         webhooks: f.webhooks.clone(),
@@ -367,6 +374,8 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             .map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
         trunk: f.trunk.kind,
         sim: f.trunk.sim.clone(),
+        twilio: f.trunk.twilio.clone(),
+        livekit: f.trunk.livekit.clone(),
         analysis,
     })
 }
@@ -460,7 +469,7 @@ fn compliance(f: &CampaignFile, mode: PacingMode, err: &mut dyn FnMut(&str, Stri
             "must give a callback number (16 CFR 310.4(b)(4)(iii)); none was found".into(),
         ),
         Some(m) => {
-            if let Err(e) = minijinja::Environment::new().template_from_str(m) {
+            if let Err(e) = super::template::check(m) {
                 err(
                     "compliance.safe_harbor_message",
                     format!("is not a valid template: {e}"),
@@ -539,13 +548,6 @@ fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {
             err(key, format!("{v} must be in 0..3"));
         }
     }
-}
-
-/// True when `s` is a valid number already written in E.164 form.
-pub fn is_e164(s: &str) -> bool {
-    s.starts_with('+')
-        && phonenumber::parse(None, s)
-            .is_ok_and(|n| phonenumber::is_valid(&n) && n.format().mode(phonenumber::Mode::E164).to_string() == s)
 }
 
 /// Maps key paths and byte offsets of one file to lines.

@@ -1,152 +1,16 @@
 //! The campaign core that both drivers run: it holds the calls in flight, decides which due
-//! contacts to dial (pacing + calling window + attempt limit), and turns call events into
+//! contacts to dial (pacing, then [`check_due`] of `due.rs` on each), and turns call events into
 //! trunk actions and finished attempts (state machine + policy). Pure: `now` is passed in.
 
 use super::abandon::{AbandonCounts, AbandonLedger};
 use super::call::{AnswerAction, Call, CallEvent, Phase};
-use super::compliance::{AbandonCap, AttemptHistory, AttemptLimits};
-use super::estimate::{Estimates, Priors};
-use super::pacing::{Pacer, PacingConfig, PacingInput, SlotCounts};
-use super::policy::{NextStep, Policy};
-use super::types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, Outcome, RefusalReason};
-use super::window::{CallingWindow, Closed};
+use super::due::{Candidate, Refusal, Refused, Rules, check_due};
+use super::estimate::Estimates;
+use super::pacing::{Pacer, PacingInput, PacingMode, SlotCounts};
+use super::policy::{NextStep, callback_time};
+use super::types::{AnswerKind, AttemptKey, ContactId, Disposition, Outcome, RefusalReason};
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 use std::collections::BTreeMap;
-
-/// A campaign's rules as the core needs them; built from a validated campaign file.
-#[derive(Clone, Debug)]
-pub struct Rules {
-    /// Agent slots (`max_concurrent`).
-    pub slots: u32,
-    /// Pacing mode and its settings.
-    pub pacing: PacingConfig,
-    /// Ring timeout in seconds.
-    pub ring_timeout_s: f64,
-    /// Prior beliefs for the estimators.
-    pub priors: Priors,
-    /// Retry, voicemail and callback policy (holds `max_attempts`).
-    pub policy: Policy,
-    /// Campaign period, legal hours, holidays and cron windows.
-    pub window: CallingWindow,
-    /// The abandonment cap (US TSR 30 days / Ofcom 24 hours).
-    pub cap: AbandonCap,
-    /// Per-day limit, minimum gap, and the hold after an abandoned call.
-    pub limits: AttemptLimits,
-}
-
-/// A contact the store believes is due, as offered to [`Dialer::plan`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Candidate {
-    /// The contact.
-    pub contact: ContactId,
-    /// Attempts already made.
-    pub attempts: u32,
-    /// Current status.
-    pub status: ContactStatus,
-    /// Earliest instant of the next attempt (UTC).
-    pub next_attempt_at: DateTime<Utc>,
-    /// The zones its calling window is read in: one, or every zone its number may be in.
-    pub zones: Vec<Tz>,
-    /// The number is on the global or the campaign's do-not-call list (checked by the store).
-    pub dnc: bool,
-    /// Start instants (UTC) of its attempts in at least the last 48 hours.
-    pub recent_attempts: Vec<DateTime<Utc>>,
-    /// Start of its last attempt (UTC).
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    /// End of its last abandoned call (UTC).
-    pub last_abandoned_at: Option<DateTime<Utc>>,
-}
-
-impl Candidate {
-    /// A candidate with no attempt history and not on a DNC list.
-    pub fn new(
-        contact: ContactId,
-        attempts: u32,
-        status: ContactStatus,
-        next_attempt_at: DateTime<Utc>,
-        zones: Vec<Tz>,
-    ) -> Candidate {
-        Candidate {
-            contact,
-            attempts,
-            status,
-            next_attempt_at,
-            zones,
-            dnc: false,
-            recent_attempts: Vec::new(),
-            last_attempt_at: None,
-            last_abandoned_at: None,
-        }
-    }
-}
-
-/// Why a candidate may not be dialled now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Its status allows no dial (in progress, done, exhausted, dnc).
-    NotDialable,
-    /// `next_attempt_at` is in the future.
-    NotYetDue,
-    /// A call to this contact is already in flight.
-    InFlight,
-    /// A compliance rule refuses it; `until` is the earliest instant (UTC) that rule could allow
-    /// it, `None` when it never will (DNC, lifetime attempt limit, the campaign period is over).
-    Compliance {
-        /// The rule.
-        reason: RefusalReason,
-        /// When to look again.
-        until: Option<DateTime<Utc>>,
-    },
-}
-
-/// A candidate [`Dialer::plan`] refused for compliance, for the driver to persist and defer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Refused {
-    /// The contact.
-    pub contact: ContactId,
-    /// The rule.
-    pub reason: RefusalReason,
-    /// When the rule could allow it (UTC); `None` for never.
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// Checks every rule that makes a contact due at `now`, other than pacing and the abandonment
-/// cap: status, schedule, DNC, lifetime and per-day attempt limits, the 72-hour hold after an
-/// abandoned call, the minimum gap, holidays and calling hours in **every** candidate zone.
-pub fn check_due(rules: &Rules, c: &Candidate, now: DateTime<Utc>) -> Result<(), Refusal> {
-    let refuse = |reason, until| Err(Refusal::Compliance { reason, until });
-    if !c.status.is_dialable() {
-        return Err(Refusal::NotDialable);
-    }
-    if c.next_attempt_at > now {
-        return Err(Refusal::NotYetDue);
-    }
-    if c.dnc {
-        return refuse(RefusalReason::Dnc, None);
-    }
-    if c.attempts >= rules.policy.retry.max_attempts {
-        return refuse(RefusalReason::AttemptLimit, None);
-    }
-    let history = AttemptHistory {
-        recent: &c.recent_attempts,
-        last_attempt_at: c.last_attempt_at,
-        last_abandoned_at: c.last_abandoned_at,
-    };
-    if let Err((reason, until)) = rules.limits.check(&history, &c.zones, now) {
-        return refuse(reason, until);
-    }
-    match rules.window.closed_any(now, &c.zones) {
-        None => Ok(()),
-        Some(closed) => {
-            let reason = match closed {
-                Closed::Holiday => RefusalReason::Holiday,
-                Closed::Hours => RefusalReason::OutsideHours,
-            };
-            refuse(reason, rules.window.next_open_all(now, &c.zones))
-        }
-    }
-}
 
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq)]
@@ -177,14 +41,42 @@ pub struct Dialer {
     pacer: Pacer,
     estimates: Estimates,
     ledger: AbandonLedger,
+    /// Calls in flight by phase, kept as calls change phase (`slots` is read from the rules).
+    tally: SlotCounts,
     scratch: (Vec<f64>, Vec<f64>),
     refusals: BTreeMap<RefusalReason, u64>,
     refused: Vec<Refused>,
 }
 
-/// Seconds from `a` to `b` (0 when `b` is earlier).
+/// An instant as (seconds since the epoch, nanoseconds), for [`secs_since`].
+fn stamp(t: DateTime<Utc>) -> (i64, i64) {
+    (t.timestamp(), i64::from(t.timestamp_subsec_nanos()))
+}
+
+/// Seconds from `a` to `b` in whole milliseconds, truncated (0 when `b` is earlier): the value of
+/// `(b − a).num_milliseconds()`, from the instants' seconds and nanoseconds without building a
+/// `TimeDelta` (the pacer asks it of every call in flight at every decision).
+fn secs_since(a: (i64, i64), b: (i64, i64)) -> f64 {
+    let ms = (b.0 - a.0)
+        .saturating_mul(1000)
+        .saturating_add((b.1 - a.1).div_euclid(1_000_000));
+    (ms.max(0) as f64) / 1000.0
+}
+
+/// Seconds from `a` to `b`, as [`secs_since`].
 fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
-    ((b - a).num_milliseconds().max(0) as f64) / 1000.0
+    secs_since(stamp(a), stamp(b))
+}
+
+/// Moves `tally` by one call in `phase`, up (`add`) or down.
+fn tally_phase(tally: &mut SlotCounts, phase: Phase, add: bool) {
+    let n = match phase {
+        Phase::Dialing => &mut tally.dialing,
+        Phase::Talking => &mut tally.talking,
+        Phase::SafeHarbor => &mut tally.safe_harbor,
+        Phase::Voicemail | Phase::MachineHangup => &mut tally.machine,
+    };
+    *n = if add { *n + 1 } else { n.saturating_sub(1) };
 }
 
 impl Dialer {
@@ -194,6 +86,7 @@ impl Dialer {
             pacer: Pacer::new(rules.pacing),
             estimates: Estimates::new(&rules.priors),
             ledger: AbandonLedger::new(),
+            tally: SlotCounts::default(),
             rules,
             calls: BTreeMap::new(),
             scratch: (Vec::new(), Vec::new()),
@@ -213,21 +106,12 @@ impl Dialer {
         &self.rules
     }
 
-    /// Slot and call counts now.
+    /// Slot and call counts now (kept up to date as calls change phase, so O(1)).
     pub fn counts(&self) -> SlotCounts {
-        let mut c = SlotCounts {
+        SlotCounts {
             slots: self.rules.slots,
-            ..SlotCounts::default()
-        };
-        for call in self.calls.values() {
-            match call.phase {
-                Phase::Dialing => c.dialing += 1,
-                Phase::Talking => c.talking += 1,
-                Phase::SafeHarbor => c.safe_harbor += 1,
-                Phase::Voicemail | Phase::MachineHangup => c.machine += 1,
-            }
+            ..self.tally
         }
-        c
     }
 
     /// Calls in flight, any phase.
@@ -302,36 +186,48 @@ impl Dialer {
 
     /// How many new calls pacing wants at `now`, before candidates and the CPS budget are known.
     pub fn wanted(&mut self, now: DateTime<Utc>) -> u32 {
+        let c = self.counts();
+        let progressive = c.free().saturating_sub(c.dialing);
+        // The abandonment cap, by construction: beyond progressive, dial only while every call
+        // then ringing could be answered at once, abandon all that find no slot, and leave every
+        // measure at or below the cap.
+        let room = || {
+            let worst_now = c.dialing.saturating_sub(c.free());
+            self.rules.cap.headroom(&self.ledger, now).saturating_sub(worst_now)
+        };
+        let predictive = self.rules.pacing.mode == PacingMode::Predictive;
+        // Predictive is told the most the cap could let through, plus one to tell "more" apart,
+        // and only predictive reads the elapsed times of the calls in flight.
+        let known_room = predictive.then(room);
+        let accept = known_room.map_or(u32::MAX, |r| progressive.saturating_add(r).saturating_add(1));
         let (mut dialing, mut talking) = std::mem::take(&mut self.scratch);
         dialing.clear();
         talking.clear();
-        for call in self.calls.values() {
-            match call.phase {
-                Phase::Dialing => dialing.push(secs(call.dialed_at, now)),
-                Phase::Talking => talking.push(secs(call.answered_at.unwrap_or(call.dialed_at), now)),
-                _ => {}
+        if predictive {
+            let at = stamp(now);
+            for call in self.calls.values() {
+                match call.phase {
+                    Phase::Dialing => dialing.push(secs_since(stamp(call.dialed_at), at)),
+                    Phase::Talking => talking.push(secs_since(stamp(call.answered_at.unwrap_or(call.dialed_at)), at)),
+                    _ => {}
+                }
             }
         }
         let input = PacingInput {
             now,
-            counts: self.counts(),
+            counts: c,
             dialing_elapsed: &dialing,
             talking_elapsed: &talking,
             estimates: &self.estimates,
             measured: self.measured(now),
             ring_timeout_s: self.rules.ring_timeout_s,
+            accept,
         };
         let mut n = self.pacer.calls_to_start(&input);
-        let c = input.counts;
         self.scratch = (dialing, talking);
-        // The abandonment cap, by construction: beyond progressive, dial only while every call
-        // then ringing could be answered at once, abandon all that find no slot, and leave every
-        // measure at or below the cap.
-        let progressive = c.free().saturating_sub(c.dialing);
         if n > progressive {
-            let worst_now = c.dialing.saturating_sub(c.free());
-            let room = self.rules.cap.headroom(&self.ledger, now).saturating_sub(worst_now);
-            let allowed = c.free().saturating_sub(c.dialing).saturating_add(room);
+            let room = known_room.unwrap_or_else(room);
+            let allowed = progressive.saturating_add(room);
             if n > allowed {
                 // Once per decision: the same held-back dials are asked for again a second later.
                 self.count_refusal(RefusalReason::AbandonCap, 1);
@@ -371,7 +267,10 @@ impl Dialer {
                 contact: c.contact,
                 attempt: c.attempts + 1,
             };
-            self.calls.insert(c.contact, Call::new(key.attempt, now));
+            let mut call = Call::new(key.attempt, now);
+            call.zones.clone_from(&c.zones);
+            self.calls.insert(c.contact, call);
+            tally_phase(&mut self.tally, Phase::Dialing, true);
             out.push(key);
         }
         self.pacer.placed(now, out.len() as u32);
@@ -386,18 +285,50 @@ impl Dialer {
             .is_some_and(|c| c.attempt == key.attempt && c.phase == Phase::Dialing)
         {
             self.calls.remove(&key.contact);
+            tally_phase(&mut self.tally, Phase::Dialing, false);
         }
+    }
+
+    /// Ends a planned call the trunk refused for good (an invalid number): the attempt is
+    /// `failed` and the contact is not dialled again (`invalid_number`). Nothing is learnt from
+    /// it: no line rang. Returns the `Finish`, or nothing for an unknown or stale key.
+    pub fn reject(&mut self, key: AttemptKey) -> Vec<Decision> {
+        let Some(call) = self.calls.get(&key.contact).filter(|c| c.attempt == key.attempt) else {
+            return Vec::new();
+        };
+        let phase = call.phase;
+        self.calls.remove(&key.contact);
+        tally_phase(&mut self.tally, phase, false);
+        vec![Decision::Finish {
+            key,
+            outcome: Outcome::Failed,
+            step: NextStep::done(Disposition::InvalidNumber),
+        }]
     }
 
     /// Re-registers a call that the driver knows is in flight (restart with a trunk that still holds it).
     pub fn adopt(&mut self, key: AttemptKey, call: Call) {
-        self.calls.insert(
+        tally_phase(&mut self.tally, call.phase, true);
+        let old = self.calls.insert(
             key.contact,
             Call {
                 attempt: key.attempt,
                 ..call
             },
         );
+        if let Some(old) = old {
+            tally_phase(&mut self.tally, old.phase, false);
+        }
+    }
+
+    /// Counts a connected call answered at `answered_at` after `waited` seconds of ringing as
+    /// person-answered, once its AMD verdict (or its end without one) says so: the abandonment
+    /// ledger's denominator (16 CFR 310.4(b)(4)(i); Ofcom adds its estimated false positives on
+    /// top) and the human answer-time fit. Counting late only lowers the headroom while the
+    /// verdict is pending, so the cap still holds by construction.
+    fn count_person(&mut self, answered_at: DateTime<Utc>, waited: f64) {
+        self.estimates.human_answer.observe(waited);
+        self.ledger.record(answered_at, 1, 0);
     }
 
     /// Applies a trunk event to the call `key`. Events for unknown or stale calls are ignored.
@@ -417,16 +348,44 @@ impl Dialer {
                 call.opted_out = true;
                 Vec::new()
             }
+            CallEvent::CallbackRequestedAt(at) => {
+                call.callback_requested = true;
+                call.callback_at = Some(at);
+                Vec::new()
+            }
+            CallEvent::AgentSpoke(at) => {
+                if call.first_agent_speech_at.is_some() || call.answered_at.is_none() {
+                    return Vec::new();
+                }
+                call.first_agent_speech_at = Some(at);
+                // Late speech: abandoned under the 2 s rule, counted where the answer was; a
+                // call whose AMD verdict is still due is counted once it is known to be a person.
+                if !call.silence_counted
+                    && call.amd.is_some()
+                    && call.silence_abandons(at)
+                    && let Some(answered) = call.answered_at
+                {
+                    call.silence_counted = true;
+                    self.ledger.record(answered, 0, 1);
+                    self.pacer.dropped(now);
+                }
+                Vec::new()
+            }
             CallEvent::Answered(kind) => {
                 let Some(action) = call.answer(kind, slot_free, voicemail, now) else {
                     return Vec::new();
                 };
+                tally_phase(&mut self.tally, Phase::Dialing, false);
+                tally_phase(&mut self.tally, call.phase, true);
                 let waited = secs(call.dialed_at, now);
+                let abandoned = action == AnswerAction::PlaySafeHarbor;
                 match kind {
                     AnswerKind::Machine => self.estimates.machine_answer.observe(waited),
+                    // A connected answer AMD has not classified yet is counted once its verdict
+                    // (or its end) says it was a person: see `count_person`.
+                    AnswerKind::Unknown if !abandoned => {}
                     AnswerKind::Human | AnswerKind::Unknown => {
                         self.estimates.human_answer.observe(waited);
-                        let abandoned = action == AnswerAction::PlaySafeHarbor;
                         self.ledger.record(now, 1, u32::from(abandoned));
                         if abandoned {
                             self.pacer.dropped(now);
@@ -435,11 +394,60 @@ impl Dialer {
                 }
                 vec![Decision::Answer { key, action }]
             }
+            CallEvent::AmdVerdict(kind) => {
+                let before = call.phase;
+                let pending = before == Phase::Talking && call.amd.is_none();
+                let action = call.verdict(kind, voicemail);
+                let (phase, dialed_at, answered_at) = (call.phase, call.dialed_at, call.answered_at);
+                if !pending {
+                    return Vec::new();
+                }
+                let answered_at = answered_at.unwrap_or(dialed_at);
+                let waited = secs(dialed_at, answered_at);
+                match action {
+                    Some(action) => {
+                        // A machine: it frees its agent slot and was never a person-answered call.
+                        tally_phase(&mut self.tally, before, false);
+                        tally_phase(&mut self.tally, phase, true);
+                        self.estimates.machine_answer.observe(waited);
+                        vec![Decision::Answer { key, action }]
+                    }
+                    None => {
+                        self.count_person(answered_at, waited);
+                        if let Some(call) = self.calls.get_mut(&key.contact)
+                            && !call.silence_counted
+                            && call.silence_abandons(now)
+                        {
+                            call.silence_counted = true;
+                            self.ledger.record(answered_at, 0, 1);
+                            self.pacer.dropped(now);
+                        }
+                        Vec::new()
+                    }
+                }
+            }
             CallEvent::Ended(reason) => {
+                // A person who never heard the agent within 2 s of the answer was abandoned.
+                if !call.silence_counted
+                    && call.silence_abandons(now)
+                    && let Some(answered) = call.answered_at
+                {
+                    call.silence_counted = true;
+                    self.ledger.record(answered, 0, 1);
+                    self.pacer.dropped(now);
+                }
                 let outcome = call.outcome(reason);
                 let (dialed_at, answered_at, phase) = (call.dialed_at, call.answered_at, call.phase);
                 let call_opted_out = call.opted_out;
+                let verdict_pending = phase == Phase::Talking && call.amd.is_none();
+                let callback = call.callback_at.map(|at| (at, std::mem::take(&mut call.zones)));
+                if verdict_pending {
+                    // Connected with no verdict before the end: a person, as AMD `unknown` is.
+                    let answered_at = answered_at.unwrap_or(dialed_at);
+                    self.count_person(answered_at, secs(dialed_at, answered_at));
+                }
                 self.calls.remove(&key.contact);
+                tally_phase(&mut self.tally, phase, false);
                 self.estimates.outcomes.observe(outcome);
                 match phase {
                     Phase::Talking => self.estimates.talk.observe(secs(answered_at.unwrap_or(dialed_at), now)),
@@ -462,6 +470,13 @@ impl Dialer {
                     step.next_attempt_at = step
                         .next_attempt_at
                         .map(|t| t.max(hold.unwrap_or(t)).max(gap.unwrap_or(t)));
+                    // A callback at the time the person named, inside the calling window.
+                    if let (Some((at, zones)), Disposition::CallbackScheduled) = (callback, step.disposition) {
+                        let earliest = gap.map_or(now, |g| g.max(now));
+                        if let Some(t) = callback_time(&self.rules.window, &zones, at, earliest) {
+                            step.next_attempt_at = Some(t);
+                        }
+                    }
                     step
                 };
                 vec![Decision::Finish { key, outcome, step }]

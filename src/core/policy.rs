@@ -2,7 +2,9 @@
 //! Pure: the caller passes the outcome, the attempts made so far and `now`.
 
 use super::types::{Disposition, Outcome};
+use super::window::CallingWindow;
 use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 
 /// What to do when AMD reports an answering machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,20 @@ impl Policy {
     }
 }
 
+/// When to call back a person who asked to be called at `requested` (UTC: the local time they
+/// named, with its offset): that instant when the calling window is open then in every zone of
+/// `zones`, else the window's next opening after it; never before `earliest` (the call's end, or
+/// the minimum gap). `None` when the window never opens again (the campaign period is over) or
+/// `zones` is empty; the caller then keeps the callback delay.
+pub fn callback_time(
+    window: &CallingWindow,
+    zones: &[Tz],
+    requested: DateTime<Utc>,
+    earliest: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    window.next_open_all(requested.max(earliest), zones)
+}
+
 impl NextStep {
     /// A final step with `disposition` and no further attempt.
     pub fn done(disposition: Disposition) -> NextStep {
@@ -132,6 +148,35 @@ impl NextStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callback_at_a_named_time_is_held_to_the_window() {
+        use crate::core::window::LegalHours;
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let w = CallingWindow::new(&[], LegalHours::DEFAULT, None, None).unwrap();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let end = t("2026-12-01T15:00:00Z");
+        // 15:00 in New York is open: kept as asked.
+        let asked = t("2026-12-02T15:00:00-05:00");
+        assert_eq!(callback_time(&w, &[ny], asked, end), Some(asked));
+        // 22:30 local is past the legal 21:00: the next morning at 08:00 local.
+        let late = t("2026-12-02T22:30:00-05:00");
+        assert_eq!(
+            callback_time(&w, &[ny], late, end),
+            Some(t("2026-12-03T08:00:00-05:00"))
+        );
+        // A time already past is moved to the earliest allowed instant (open now).
+        let past = t("2026-12-01T10:00:00Z");
+        assert_eq!(callback_time(&w, &[ny], past, end), Some(end));
+        // A number in two zones waits until both are open: 08:00 in Los Angeles.
+        let early = t("2026-12-02T09:00:00-05:00");
+        assert_eq!(
+            callback_time(&w, &[ny, la], early, end),
+            Some(t("2026-12-02T08:00:00-08:00"))
+        );
+        assert_eq!(callback_time(&w, &[], asked, end), None);
+    }
 
     fn policy(voicemail: VoicemailAction, callback: bool) -> Policy {
         Policy {

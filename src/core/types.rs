@@ -132,6 +132,9 @@ string_enum! {
         Exhausted => "exhausted",
         /// The number is on a do-not-call list, or the person opted out during the call.
         Dnc => "dnc",
+        /// The trunk will never call this number (Twilio 21211 invalid `To`, 21217 not a valid
+        /// number, …): no further attempt.
+        InvalidNumber => "invalid_number",
     }
 }
 
@@ -139,7 +142,7 @@ impl Disposition {
     /// The contact status this disposition leaves the contact in.
     pub fn contact_status(self) -> ContactStatus {
         match self {
-            Disposition::Completed | Disposition::VoicemailLeft => ContactStatus::Done,
+            Disposition::Completed | Disposition::VoicemailLeft | Disposition::InvalidNumber => ContactStatus::Done,
             Disposition::RetryScheduled | Disposition::CallbackScheduled => ContactStatus::Scheduled,
             Disposition::Exhausted => ContactStatus::Exhausted,
             Disposition::Dnc => ContactStatus::Dnc,

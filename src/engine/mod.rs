@@ -1,6 +1,8 @@
 //! The daemon driver: watches the campaign folder, starts one runner per valid campaign,
 //! reloads or pauses runners as files change, and shuts down on request or when idle.
 
+pub mod agent_hub;
+mod hopper;
 mod runner;
 
 pub use runner::{Control, RunnerStatus};
@@ -14,7 +16,7 @@ use crate::store::Store;
 use crate::trunk::Trunk;
 use crate::trunk::sim::SimTrunk;
 use runner::Runner;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,15 +71,6 @@ struct Running {
     contacts: (PathBuf, Fingerprint),
 }
 
-/// Renders a `{{variable}}` template with contact fields; a missing variable is an error.
-///
-/// Errors: the template does not parse or names a variable the contact does not have.
-pub fn render(template: &str, fields: &BTreeMap<String, String>) -> Result<String, minijinja::Error> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.render_str(template, fields)
-}
-
 pub(crate) fn log_import(c: &Campaign, outcome: &ImportOutcome) {
     match outcome {
         ImportOutcome::Unchanged => {
@@ -91,13 +84,47 @@ pub(crate) fn log_import(c: &Campaign, outcome: &ImportOutcome) {
     }
 }
 
-fn build_trunk(c: &Campaign, events: mpsc::Sender<crate::trunk::TrunkEvent>) -> Result<Arc<dyn Trunk>, EngineError> {
+fn build_trunk(
+    c: &Campaign,
+    twilio: Option<&crate::trunk::twilio::TwilioAccount>,
+    livekit: Option<&crate::trunk::livekit::LivekitAccount>,
+    events: mpsc::Sender<crate::trunk::TrunkEvent>,
+) -> Result<Arc<dyn Trunk>, EngineError> {
     match c.trunk {
+        TrunkKindFile::Livekit => {
+            let account = livekit.ok_or_else(|| {
+                EngineError::Trunk(
+                    "kind = \"livekit\" needs [livekit] url, api_key and api_secret in the settings and a running HTTP listener"
+                        .into(),
+                )
+            })?;
+            let file = c
+                .livekit
+                .as_ref()
+                .ok_or_else(|| EngineError::Trunk("[trunk.livekit] is missing".into()))?;
+            Ok(Arc::new(account.trunk(&c.id, file, events)))
+        }
+        TrunkKindFile::Twilio => {
+            let account = twilio.ok_or_else(|| {
+                EngineError::Trunk(
+                    "kind = \"twilio\" needs [twilio] account_sid and auth_token in the settings and a running HTTP listener"
+                        .into(),
+                )
+            })?;
+            let connect = c
+                .twilio
+                .as_ref()
+                .and_then(crate::trunk::twilio::trunk::agent_connect)
+                .ok_or_else(|| EngineError::Trunk("[trunk.twilio] has no agent URL".into()))?;
+            let voicemail = c.rules.policy.voicemail;
+            Ok(Arc::new(account.trunk(&c.id, connect, voicemail, events)))
+        }
         TrunkKindFile::Sim => {
             let model = CallModel::new(&c.sim).map_err(|e| EngineError::Trunk(e.to_string()))?;
             Ok(Arc::new(
                 SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)
-                    .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim)),
+                    .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim))
+                    .with_external_agent(c.sim.agent == crate::campaign::file::SimAgent::External),
             ))
         }
     }
@@ -110,6 +137,9 @@ pub struct Daemon {
     running: HashMap<String, Running>,
     refused: HashMap<String, Fingerprint>,
     pipeline: Option<Arc<crate::analysis::Pipeline>>,
+    twilio: Option<crate::trunk::twilio::TwilioAccount>,
+    livekit: Option<crate::trunk::livekit::LivekitAccount>,
+    agents: Arc<agent_hub::AgentHub>,
 }
 
 impl Daemon {
@@ -121,13 +151,35 @@ impl Daemon {
             running: HashMap::new(),
             refused: HashMap::new(),
             pipeline: None,
+            twilio: None,
+            livekit: None,
+            agents: Arc::new(agent_hub::AgentHub::new()),
         }
+    }
+
+    /// Routes the voice agent's events (`POST /v1/calls/{call_id}/events`) through `hub`, the
+    /// one the HTTP listener delivers to.
+    pub fn with_agent_hub(mut self, hub: Arc<agent_hub::AgentHub>) -> Daemon {
+        self.agents = hub;
+        self
     }
 
     /// Runs the outbox workers of `pipeline` (post-call analysis and deliveries) alongside the
     /// campaigns; without it jobs stay queued for a later run.
     pub fn with_pipeline(mut self, pipeline: Arc<crate::analysis::Pipeline>) -> Daemon {
         self.pipeline = Some(pipeline);
+        self
+    }
+
+    /// Dials `kind = "twilio"` campaigns through `account`; without it they are refused.
+    pub fn with_twilio(mut self, account: crate::trunk::twilio::TwilioAccount) -> Daemon {
+        self.twilio = Some(account);
+        self
+    }
+
+    /// Dials `kind = "livekit"` campaigns through `account`; without it they are refused.
+    pub fn with_livekit(mut self, account: crate::trunk::livekit::LivekitAccount) -> Daemon {
+        self.livekit = Some(account);
         self
     }
 
@@ -304,7 +356,7 @@ impl Daemon {
     fn start(&mut self, campaign: Campaign, fingerprint: Fingerprint, contacts: (PathBuf, Fingerprint)) {
         let id = campaign.id.clone();
         let (ev_tx, ev_rx) = mpsc::channel(1024);
-        let trunk = match build_trunk(&campaign, ev_tx) {
+        let trunk = match build_trunk(&campaign, self.twilio.as_ref(), self.livekit.as_ref(), ev_tx.clone()) {
             Ok(t) => t,
             Err(e) => {
                 error!(campaign = %id, error = %e, "Campaign refused.");
@@ -312,6 +364,7 @@ impl Daemon {
                 return;
             }
         };
+        self.agents.register_campaign(&id, ev_tx, Arc::clone(&trunk));
         let (ctl_tx, ctl_rx) = mpsc::channel(8);
         let (st_tx, st_rx) = tokio_watch::channel(RunnerStatus::default());
         let runner = Runner::new(
@@ -322,7 +375,8 @@ impl Daemon {
             ctl_rx,
             st_tx,
             self.opts.shutdown_grace,
-        );
+        )
+        .with_agents(Arc::clone(&self.agents));
         let join = tokio::spawn(runner.run());
         self.running.insert(
             id,

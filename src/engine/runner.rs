@@ -3,14 +3,10 @@
 //! its wake-up timer), persists every transition, and logs one line per call transition.
 
 use crate::campaign::Campaign;
-use crate::core::{
-    AnswerAction, AttemptKey, CallEvent, Candidate, ContactId, Decision, Dialer, Outcome, RefusalReason,
-};
-use crate::store::{CampaignState, DueContact, Store, StoreError};
-use crate::trunk::{DialRequest, Trunk, TrunkEvent};
-use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
-use governor::{DefaultDirectRateLimiter, RateLimiter};
+use crate::core::{AnswerAction, CallEvent, ContactId, Decision, Dialer, RefusalReason};
+use crate::store::{CallWrite, CampaignState, Store};
+use crate::trunk::{Trunk, TrunkEvent};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +40,8 @@ pub struct RunnerStatus {
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Pacing decides at least this often while calls may be placed.
 const DECIDE_EVERY: Duration = Duration::from_secs(1);
+/// Most further trunk events handled (and written in one transaction) with the one that woke the runner.
+const MAX_BURST: usize = 255;
 
 pub(crate) struct Runner {
     campaign: Campaign,
@@ -53,7 +51,10 @@ pub(crate) struct Runner {
     control: mpsc::Receiver<Control>,
     status: watch::Sender<RunnerStatus>,
     dialer: Dialer,
-    limiter: DefaultDirectRateLimiter,
+    /// The CPS budget: at most `calls_per_second` dials in any rolling second.
+    cps: crate::core::CpsWindow,
+    /// The runner's monotonic clock origin, for the CPS window.
+    started: Instant,
     call_ids: HashMap<ContactId, String>,
     paused: bool,
     stop_by: Option<Instant>,
@@ -72,13 +73,23 @@ pub(crate) struct Runner {
     phones: HashMap<ContactId, String>,
     /// Size and modification time of the campaign's DNC file when it was last imported.
     dnc_seen: Option<crate::campaign::watch::Fingerprint>,
+    /// The next due contacts, read from the store in batches.
+    hopper: super::hopper::Hopper,
+    /// Writes of the events handled since the last flush, in their order.
+    writes: Vec<CallWrite>,
+    /// No dial before this instant: the trunk said "not now" (429, an account limit).
+    dial_hold: Option<Instant>,
+    /// The next hold when the trunk gives no `Retry-After` (doubles up to 30 s, reset by a dial).
+    backoff: Duration,
+    /// Where the voice agent's events for this campaign's calls arrive.
+    agents: Option<Arc<super::agent_hub::AgentHub>>,
 }
 
-fn limiter(cps: u32) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(crate::trunk::cps_quota(cps))
-}
-
+mod agent;
 mod compliance;
+mod dialing;
+mod recovery;
+mod writes;
 
 impl Runner {
     pub(crate) fn new(
@@ -92,7 +103,12 @@ impl Runner {
     ) -> Runner {
         Runner {
             dialer: Dialer::new(campaign.rules.clone()),
-            limiter: limiter(campaign.dialer.calls_per_second),
+            cps: crate::core::CpsWindow::new(campaign.dialer.calls_per_second),
+            started: Instant::now(),
+            hopper: super::hopper::Hopper::new(campaign.dialer.calls_per_second),
+            writes: Vec::new(),
+            dial_hold: None,
+            backoff: dialing::FIRST_BACKOFF,
             campaign,
             store,
             trunk,
@@ -111,7 +127,14 @@ impl Runner {
             refusals_flushed: BTreeMap::new(),
             phones: HashMap::new(),
             dnc_seen: None,
+            agents: None,
         }
+    }
+
+    /// Takes the voice agent's events for this campaign's calls from `hub`.
+    pub(crate) fn with_agents(mut self, hub: Arc<super::agent_hub::AgentHub>) -> Runner {
+        self.agents = Some(hub);
+        self
     }
 
     fn id(&self) -> &str {
@@ -129,7 +152,16 @@ impl Runner {
             self.publish();
             let mut timer_fired = false;
             tokio::select! {
-                Some(ev) = self.events.recv() => self.on_trunk_event(ev).await,
+                Some(ev) = self.events.recv() => {
+                    self.on_trunk_event(ev).await;
+                    // A burst of events is handled, and written, as one.
+                    for _ in 0..MAX_BURST {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.on_trunk_event(ev).await,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 msg = self.control.recv() => match msg {
                     Some(Control::Reload(c)) => self.reload(*c).await,
                     Some(Control::Pause) => self.pause().await,
@@ -137,6 +169,7 @@ impl Runner {
                 },
                 _ = tokio::time::sleep_until(wake) => timer_fired = true,
             }
+            self.flush_writes().await;
             if let Some(stop_by) = self.stop_by {
                 if self.dialer.in_flight() == 0 || Instant::now() >= stop_by {
                     break;
@@ -157,6 +190,7 @@ impl Runner {
                     Instant::now() + Duration::from_secs(1)
                 }
             };
+            self.flush_writes().await;
         }
         if let Err(e) = self.flush_refusals(Utc::now()).await {
             warn!(campaign = %self.id(), error = %e, "Could not write the last refusal counts.");
@@ -199,25 +233,9 @@ impl Runner {
             self.load_history(now).await?;
         }
         for open in self.store.open_attempts(&self.campaign.id).await? {
-            if let Some(call_id) = open.call_id.as_deref()
-                && self.trunk.is_live(call_id).await
-            {
-                info!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, call_id,
-                    "Call still live after restart; its events will close it.");
-                self.call_ids.insert(open.key.contact, call_id.to_string());
-                self.dialer
-                    .adopt(open.key, crate::core::Call::new(open.key.attempt, open.started_at));
-                continue;
-            }
-            let step = self
-                .campaign
-                .rules
-                .policy
-                .after_attempt(Outcome::Unknown, open.key.attempt, now);
-            self.store.close_attempt(open.key, Outcome::Unknown, step, now).await?;
-            warn!(campaign = %self.id(), contact = open.key.contact, attempt = open.key.attempt, outcome = "unknown",
-                disposition = %step.disposition, "Attempt left open by an earlier run closed as unknown.");
+            self.recover(open, now).await?;
         }
+        self.flush_writes().await;
         let max = self.campaign.rules.policy.retry.max_attempts;
         let n = self.store.exhaust_over_limit(&self.campaign.id, max, now).await?;
         if n > 0 {
@@ -245,8 +263,10 @@ impl Runner {
     async fn reload(&mut self, campaign: Campaign) {
         info!(campaign = %self.id(), "Campaign file changed; reloading without losing progress.");
         if campaign.dialer.calls_per_second != self.campaign.dialer.calls_per_second {
-            self.limiter = limiter(campaign.dialer.calls_per_second);
+            self.cps = crate::core::CpsWindow::new(campaign.dialer.calls_per_second);
+            self.hopper.resize(campaign.dialer.calls_per_second);
         }
+        self.hopper.clear();
         self.dialer.set_rules(campaign.rules.clone());
         self.campaign = campaign;
         self.dnc_seen = None;
@@ -281,29 +301,44 @@ impl Runner {
         }
     }
 
-    async fn on_trunk_event(&mut self, ev: TrunkEvent) {
+    async fn on_trunk_event(&mut self, mut ev: TrunkEvent) {
         let key = ev.key;
         let now = Utc::now();
+        self.agent_edges(&mut ev, now);
         let id = self.campaign.id.clone();
+        // From the trunk's instant (a callback's arrival at the listener, unless it carried its
+        // own timestamp) to its handling here: the figure `benches/twilio.rs` reports.
+        debug!(campaign = %id, contact = key.contact, attempt = key.attempt,
+            latency_us = (now - ev.at).num_microseconds().unwrap_or(i64::MAX), "Trunk event.");
         match ev.event {
             CallEvent::Ringing => {
                 debug!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "ringing", "Ringing.");
                 let cfg = &self.campaign.analysis;
                 if let Some(job) =
                     crate::analysis::events::call_started(cfg, &id, key, &ev.call_id, &self.campaign.agent_id, now)
-                    && let Err(e) = self.store.enqueue_jobs(&[job], now).await
                 {
-                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not queue call_started.");
+                    self.writes.push(CallWrite::Jobs(vec![job], now));
                 }
             }
             CallEvent::CallbackRequested => {
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "callback_requested", "Contact asked for a callback.")
             }
+            CallEvent::CallbackRequestedAt(at) => {
+                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "callback_requested",
+                    callback_at = %at.to_rfc3339(), "Contact asked for a callback at a time.")
+            }
+            CallEvent::AgentSpoke(at) => {
+                debug!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "agent_spoke", at = %at.to_rfc3339(), "Agent spoke.")
+            }
             CallEvent::OptOut => self.opt_out(key, &ev.call_id, ev.at).await,
             // Answered: the trunk is told what to do (connect, safe-harbor message, voicemail) before
             // anything is written, so a slow disk cannot delay the safe-harbor message past 2 s.
-            CallEvent::Answered(_) => {}
-            CallEvent::Ended(_) => {}
+            CallEvent::Answered(_) | CallEvent::Ended(_) => {}
+            // The verdict may move a connected call to the voicemail message or a hang-up: the
+            // core decides, and the action goes to the trunk below like an answer's.
+            CallEvent::AmdVerdict(kind) => {
+                debug!(campaign = %id, contact = key.contact, attempt = key.attempt, answered_by = ?kind, "AMD verdict.")
+            }
         }
         let mut detail = ev.detail;
         for decision in self.dialer.on_event(now, key, ev.event) {
@@ -318,10 +353,8 @@ impl Runner {
                 d => self.execute(d, &ev.call_id, now).await,
             }
         }
-        if let CallEvent::Answered(_) = ev.event
-            && let Err(e) = self.store.record_answered(key, ev.at).await
-        {
-            error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the answer.");
+        if let CallEvent::Answered(_) = ev.event {
+            self.writes.push(CallWrite::Answered(key, ev.at));
         }
     }
 
@@ -336,6 +369,13 @@ impl Runner {
                     AnswerAction::Hangup => "machine_hangup",
                 };
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome, call_id, "Answered.");
+                // Written before the request (the message is not time-bound), so recovery after
+                // a crash knows whether the machine got it.
+                if action == AnswerAction::LeaveVoicemail
+                    && let Err(e) = self.store.record_voicemail_sent(key, now).await
+                {
+                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the voicemail message.");
+                }
                 if let Err(e) = self.trunk.act(call_id, action).await {
                     warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Trunk refused the answer action.");
                 }
@@ -344,253 +384,6 @@ impl Runner {
                 self.call_ids.remove(&key.contact);
                 self.phones.remove(&key.contact);
                 self.finish(key, outcome, step, now).await;
-            }
-        }
-    }
-
-    async fn finish(&mut self, key: AttemptKey, outcome: Outcome, step: crate::core::NextStep, now: DateTime<Utc>) {
-        self.finish_with(key, outcome, step, now, None).await;
-    }
-
-    /// Closes the attempt and, in the same transaction, writes the call record and its first
-    /// outbox jobs (message events, the analyze job, `contact.exhausted`).
-    async fn finish_with(
-        &mut self,
-        key: AttemptKey,
-        outcome: Outcome,
-        step: crate::core::NextStep,
-        now: DateTime<Utc>,
-        detail: Option<crate::analysis::record::CallDetail>,
-    ) {
-        use crate::analysis::events;
-        let id = &self.campaign.id;
-        let cfg = &self.campaign.analysis;
-        let post = crate::store::PostCall {
-            agent_id: self.campaign.agent_id.clone(),
-            caller_number: self.campaign.caller_id.clone(),
-            call_jobs: events::at_call_end(cfg, id, &self.campaign.caller_id, key, detail.as_ref(), now),
-            detail,
-            jobs: (step.disposition == crate::core::Disposition::Exhausted)
-                .then(|| events::contact_exhausted(cfg, id, key, now))
-                .flatten()
-                .into_iter()
-                .collect(),
-        };
-        let mut result = self
-            .store
-            .close_attempt_with(key, outcome, step, now, Some(&post))
-            .await;
-        if result.is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            result = self
-                .store
-                .close_attempt_with(key, outcome, step, now, Some(&post))
-                .await;
-        }
-        if result.is_ok()
-            && cfg.webhooks.wants("campaign.completed")
-            && let Ok(0) = self
-                .store
-                .remaining_contacts(id, self.campaign.rules.policy.retry.max_attempts)
-                .await
-            && let Some(job) = events::campaign_event(cfg, id, &self.campaign.name, "campaign.completed", now)
-            && let Err(e) = self.store.enqueue_jobs(&[job], now).await
-        {
-            warn!(campaign = %id, error = %e, "Could not queue campaign.completed.");
-        }
-        match result {
-            Ok(_) => info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
-                disposition = %step.disposition, next_attempt_at = %step.next_attempt_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()), "Call ended."),
-            Err(e) => {
-                error!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome, error = %e,
-                "Could not record the end of the call; it is reconciled at next start.")
-            }
-        }
-    }
-
-    async fn tick(&mut self) -> Result<Instant, StoreError> {
-        let now = Utc::now();
-        let soon = Instant::now() + MAX_SLEEP;
-        self.no_work = false;
-        self.publish_pacing(now).await?;
-        if self.paused {
-            return Ok(soon);
-        }
-        // Pacing decides first, and again at least every second; no store query when it wants nothing.
-        let wanted = self.dialer.wanted(now);
-        if wanted == 0 {
-            return Ok(Instant::now() + DECIDE_EVERY);
-        }
-        let max = self.campaign.rules.policy.retry.max_attempts;
-        let zones = self.store.due_times_by_zone(&self.campaign.id, max).await?;
-        let window = &self.campaign.rules.window;
-        let parsed: Vec<(String, Vec<Tz>, DateTime<Utc>)> = zones
-            .into_iter()
-            .map(|(z, due)| (self.zones_of(&z), z, due))
-            .map(|(tz, z, due)| (z, tz, due))
-            .collect();
-        let open: Vec<String> = parsed
-            .iter()
-            .filter(|(_, tz, due)| *due <= now && window.is_open_all(now, tz))
-            .map(|(z, _, _)| z.clone())
-            .collect();
-        if !open.is_empty() {
-            let due = self
-                .store
-                .due_contacts(&self.campaign.id, now, &open, max, wanted.saturating_mul(2))
-                .await?;
-            if self.dial_from(&due, wanted, now).await? > 0 {
-                self.announced_sleep = None;
-                // The CPS limiter releases one dial per 1/cps seconds.
-                let period = Duration::from_secs(1) / self.campaign.dialer.calls_per_second.max(1);
-                return Ok(Instant::now() + period.min(DECIDE_EVERY));
-            }
-        }
-        // Nothing to dial now: sleep until the earliest zone is both due and inside its window.
-        let window = &self.campaign.rules.window;
-        let next = parsed
-            .iter()
-            .filter_map(|(_, tz, due)| window.next_open_all((*due).max(now), tz))
-            .min();
-        match next {
-            Some(t) => {
-                let opens_later = parsed
-                    .iter()
-                    .any(|(_, tz, due)| *due <= now && !window.is_open_all(now, tz));
-                if opens_later && self.announced_sleep != Some(t) && t > now + TimeDelta::seconds(1) {
-                    info!(campaign = %self.id(), until = %t.to_rfc3339(), "Outside every calling window; sleeping until it opens.");
-                    self.announced_sleep = Some(t);
-                }
-                let wait = (t - now).to_std().unwrap_or_default().min(MAX_SLEEP);
-                Ok(Instant::now() + wait.max(Duration::from_millis(50)))
-            }
-            None => {
-                let idle = self.dialer.in_flight() == 0;
-                if idle && !self.finished {
-                    self.finished = true;
-                    let remaining = self.store.remaining_contacts(&self.campaign.id, max).await?;
-                    if remaining == 0 {
-                        self.store
-                            .set_campaign_state(&self.campaign.id, CampaignState::Finished, now)
-                            .await?;
-                        info!(campaign = %self.id(), "Campaign finished: every contact is accounted for.");
-                    } else {
-                        info!(campaign = %self.id(), remaining, "No calling window opens again for the remaining contacts.");
-                    }
-                }
-                self.no_work = true;
-                Ok(soon)
-            }
-        }
-    }
-
-    /// Plans, claims and dials from `due`; returns how many dials were placed.
-    async fn dial_from(&mut self, due: &[DueContact], wanted: u32, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let candidates: Vec<Candidate> = due
-            .iter()
-            .map(|d| Candidate {
-                dnc: d.dnc,
-                recent_attempts: d.recent_attempts.clone(),
-                last_attempt_at: d.last_attempt_at,
-                last_abandoned_at: d.last_abandoned_at,
-                ..Candidate::new(
-                    d.id,
-                    d.attempts,
-                    d.status,
-                    d.next_attempt_at,
-                    self.zones_of(&d.timezone),
-                )
-            })
-            .collect();
-        // The CPS budget is taken before planning, as in the simulator, so the core only ever
-        // hears of dials that are placed.
-        let most = wanted.min(u32::try_from(candidates.len()).unwrap_or(u32::MAX));
-        let budget = (0..most).take_while(|_| self.limiter.check().is_ok()).count() as u32;
-        let keys = self.dialer.plan(now, &candidates, budget);
-        let refused = self.dialer.take_refused();
-        self.apply_refusals(refused, now).await?;
-        let by_id: HashMap<ContactId, &DueContact> = due.iter().map(|d| (d.id, d)).collect();
-        let claims: Vec<(AttemptKey, String)> = keys
-            .iter()
-            .filter_map(|k| by_id.get(&k.contact).map(|d| (*k, d.phone_e164.clone())))
-            .collect();
-        let max = self.campaign.rules.policy.retry.max_attempts;
-        let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
-        for key in keys.iter().filter(|k| !claimed.contains(k)) {
-            self.dialer.cancel(*key);
-        }
-        // The last DNC check, immediately before the dial: a number listed since the claim
-        // (an opt-out on another campaign, `dialerd dnc add`, a dropped file) is not called.
-        let phones: Vec<String> = claimed
-            .iter()
-            .filter_map(|k| by_id.get(&k.contact).map(|d| d.phone_e164.clone()))
-            .collect();
-        let blocked = self.store.dnc_blocked(&self.campaign.id, &phones).await?;
-        let mut placed = 0;
-        for key in &claimed {
-            let Some(contact) = by_id.get(&key.contact) else {
-                continue;
-            };
-            if blocked.contains(&contact.phone_e164) {
-                self.dialer.cancel(*key);
-                self.dialer.count_refusal(RefusalReason::Dnc, 1);
-                self.store.release_claim_dnc(*key, now).await?;
-                info!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, outcome = "dnc",
-                    "Number went on a do-not-call list just before the dial; not dialled.");
-                continue;
-            }
-            self.dial(*key, contact, now).await;
-            placed += 1;
-        }
-        Ok(placed)
-    }
-
-    /// The zones stored for a contact (`&`-joined IANA names); the campaign's default zone when
-    /// the stored value does not parse.
-    fn zones_of(&self, stored: &str) -> Vec<Tz> {
-        crate::core::zones::parse_zone_list(stored).unwrap_or_else(|_| vec![self.campaign.contacts.default_timezone])
-    }
-
-    async fn dial(&mut self, key: AttemptKey, contact: &DueContact, now: DateTime<Utc>) {
-        let id = self.campaign.id.clone();
-        let voicemail_message = self.campaign.voicemail_message.as_deref().and_then(|t| {
-            super::render(t, &contact.fields)
-                .map_err(|e| warn!(campaign = %id, contact = key.contact, error = %e, "Voicemail message could not be rendered; a machine will be hung up on."))
-                .ok()
-        });
-        let safe_harbor_message = self.campaign.safe_harbor_message.as_deref().and_then(|t| {
-            super::render(t, &contact.fields)
-                .map_err(|e| warn!(campaign = %id, contact = key.contact, error = %e, "Safe-harbor message could not be rendered; the unrendered text is sent."))
-                .ok()
-                .or_else(|| Some(t.to_string()))
-        });
-        self.phones.insert(key.contact, contact.phone_e164.clone());
-        let req = DialRequest {
-            campaign: id.clone(),
-            key,
-            to: contact.phone_e164.clone(),
-            from: self.campaign.caller_id.clone(),
-            agent_id: self.campaign.agent_id.clone(),
-            ring_timeout: self.campaign.dialer.ring_timeout,
-            voicemail_message,
-            safe_harbor_message,
-        };
-        match self.trunk.dial(req).await {
-            Ok(call_id) => {
-                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, "Dialing.");
-                if let Err(e) = self.store.record_dialed(key, &call_id).await {
-                    warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Could not record the call id.");
-                }
-                self.call_ids.insert(key.contact, call_id);
-            }
-            Err(e) => {
-                warn!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %e, "Dial failed.");
-                for d in self
-                    .dialer
-                    .on_event(now, key, CallEvent::Ended(crate::core::EndReason::Failed))
-                {
-                    self.execute(d, "", now).await;
-                }
             }
         }
     }

@@ -9,6 +9,8 @@
 //! decided by the same code as in the daemon; it checks dials against the window and the hold
 //! itself, independently of the core.
 
+mod async_amd;
+
 use super::model::{CallModel, SampledCall, SampledOutcome};
 use super::report::{Metrics, SimReport};
 use super::rolling::{Rolling, hours_between};
@@ -27,6 +29,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 
 /// The CPS limiter, on virtual time.
@@ -77,6 +80,10 @@ enum Ev {
     Callback {
         key: AttemptKey,
     },
+    /// The asynchronous AMD verdict of an answered call.
+    Verdict {
+        key: AttemptKey,
+    },
     End {
         key: AttemptKey,
         reason: EndReason,
@@ -104,6 +111,29 @@ struct Contact {
     harbored_end: Option<i64>,
 }
 
+/// A hasher for the simulator's contact-id keys: a multiply and a fold instead of SipHash. The ids
+/// are the simulator's own (no adversary picks them), and no result depends on a map's order.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i64(&mut self, x: i64) {
+        let h = (x as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+/// Maps keyed by contact id.
+type IdMap<V> = HashMap<i64, V, BuildHasherDefault<IdHasher>>;
+
 struct Sim<'a> {
     model: &'a CallModel,
     dialer: Dialer,
@@ -112,10 +142,10 @@ struct Sim<'a> {
     seq: u64,
     t0: DateTime<Utc>,
     now_ms: i64,
-    live: HashMap<i64, Live>,
+    live: IdMap<Live>,
     retries: BinaryHeap<Reverse<(i64, i64, u32)>>,
     fresh: Box<dyn Iterator<Item = (i64, Tz)> + 'a>,
-    contacts: HashMap<i64, Contact>,
+    contacts: IdMap<Contact>,
     /// The distinct zones of the run's contacts; the run is open while one of them is.
     zones: Vec<Tz>,
     /// The window was open at the last tick.
@@ -177,10 +207,13 @@ impl Sim<'_> {
         let call = self.model.sample(&mut self.rng);
         match call.outcome {
             SampledOutcome::Human | SampledOutcome::Machine if ms(call.answer_after) < self.ring_ms => {
-                self.push(
-                    now + ms(call.answer_after) + ms(self.model.amd_time),
-                    Ev::Answer { key },
-                );
+                // With async AMD the call is answered at once and classified later.
+                let amd = if self.model.amd_async {
+                    0
+                } else {
+                    ms(self.model.amd_time)
+                };
+                self.push(now + ms(call.answer_after) + amd, Ev::Answer { key });
             }
             SampledOutcome::Human | SampledOutcome::Machine | SampledOutcome::NoAnswer => self.push(
                 now + self.ring_ms,
@@ -219,6 +252,9 @@ impl Sim<'_> {
             return;
         };
         let call = live.call;
+        if self.model.amd_async {
+            return self.answer_async(key, call);
+        }
         let human = call.outcome == SampledOutcome::Human;
         let detected_human = human != call.amd_wrong;
         let kind = if detected_human {
@@ -234,7 +270,14 @@ impl Sim<'_> {
         let hours = hours_between(self.t0, at);
         for d in self.dialer.on_event(at, key, CallEvent::Answered(kind)) {
             let Decision::Answer { action, .. } = d else { continue };
-            let harbored = action == AnswerAction::PlaySafeHarbor;
+            // The agent's first words come `agent_speech_delay` after the connect; later than 2 s
+            // is an abandoned call (16 CFR 310.4(b)(4)(i)), in the core's ledger and the report.
+            let late = action == AnswerAction::ConnectAgent && self.model.agent_speech_late();
+            if action == AnswerAction::ConnectAgent {
+                let spoke = at + chrono::TimeDelta::from_std(self.model.agent_speech_delay).unwrap_or_default();
+                self.dialer.on_event(at, key, CallEvent::AgentSpoke(spoke));
+            }
+            let harbored = action == AnswerAction::PlaySafeHarbor || late;
             match kind {
                 AnswerKind::Human | AnswerKind::Unknown => self.m.rolling.person(at, hours, harbored),
                 AnswerKind::Machine if human => self.m.rolling.false_positive(at, hours),
@@ -460,10 +503,10 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
         seq: 0,
         t0,
         now_ms: 0,
-        live: HashMap::new(),
+        live: IdMap::default(),
         retries: BinaryHeap::new(),
         fresh,
-        contacts: HashMap::new(),
+        contacts: IdMap::default(),
         zones,
         open: false,
         ring_ms: (rules.ring_timeout_s * 1000.0) as i64,
@@ -494,6 +537,7 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
                 }
             }
             Ev::Answer { key } => sim.answer(key),
+            Ev::Verdict { key } => sim.verdict(key),
             Ev::Callback { key } => {
                 sim.dialer.on_event(sim.at(at), key, CallEvent::CallbackRequested);
             }

@@ -1,6 +1,6 @@
 //! The statistical call model: what happens when a number is dialled. Outcome probabilities,
 //! lognormal answer and talk times, fixed busy/failure/voicemail times, and a callback rate,
-//! all from `[trunk.sim]`. Durations are in real call time (seconds); a driver applies any
+//! all from `[trunk.sim]`; the AMD verdict either with the answer or after it (`amd = "async"`). Durations are in real call time (seconds); a driver applies any
 //! time scale itself.
 
 use crate::campaign::file::SimFile;
@@ -36,6 +36,8 @@ pub struct SampledCall {
     pub wants_callback: bool,
     /// AMD gets this call wrong: a person taken for a machine, or a machine passed to an agent.
     pub amd_wrong: bool,
+    /// With asynchronous AMD, how long after the answer the verdict comes (zero otherwise).
+    pub amd_delay: Duration,
 }
 
 /// The call model, built from `[trunk.sim]`.
@@ -52,12 +54,17 @@ pub struct CallModel {
     callback_rate: f64,
     /// Time AMD takes to classify an answer.
     pub amd_time: Duration,
+    /// The verdict comes after the answer (`[trunk.sim] amd = "async"`).
+    pub amd_async: bool,
+    amd_delay: LogNormal<f64>,
     amd_false_positive: f64,
     amd_false_negative: f64,
     /// How long a machine passed to an agent holds the slot.
     pub amd_false_negative_hold: Duration,
     /// Length of the safe-harbor message as played.
     pub safe_harbor_length: Duration,
+    /// Connect → the agent's first words (real time, never scaled: the 2 s rule is wall-clock).
+    pub agent_speech_delay: Duration,
 }
 
 /// Error for a model whose parameters no distribution accepts (validation should prevent it).
@@ -93,11 +100,21 @@ impl CallModel {
             voicemail_length: s.voicemail_length,
             callback_rate: s.callback_rate,
             amd_time: s.amd_time,
+            amd_async: s.amd == crate::campaign::file::SimAmdFile::Async,
+            amd_delay: lognormal(s.amd_time, s.amd_sigma)?,
             amd_false_positive: s.amd_false_positive,
             amd_false_negative: s.amd_false_negative,
             amd_false_negative_hold: s.amd_false_negative_hold,
             safe_harbor_length: s.safe_harbor_length,
+            agent_speech_delay: s.agent_speech_delay,
         })
+    }
+
+    /// Whether the agent's first words come more than 2 s after the connect, which abandons the
+    /// call (FTC TSR 16 CFR 310.4(b)(4)(i)).
+    pub fn agent_speech_late(&self) -> bool {
+        chrono::TimeDelta::from_std(self.agent_speech_delay).unwrap_or(chrono::TimeDelta::MAX)
+            > crate::core::call::AGENT_SPEECH_DEADLINE
     }
 
     /// Draws one call.
@@ -126,12 +143,19 @@ impl CallModel {
             SampledOutcome::Machine => amd_draw < self.amd_false_negative,
             _ => false,
         };
+        // Drawn only in async mode, so the synchronous model's draws are unchanged.
+        let amd_delay = if self.amd_async {
+            secs(self.amd_delay.sample(rng))
+        } else {
+            Duration::ZERO
+        };
         SampledCall {
             outcome,
             answer_after,
             talk,
             wants_callback,
             amd_wrong,
+            amd_delay,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `[trunk.sim]` rates a call carries a `[KNOWLEDGE_GAP: topic]` marker in an agent turn, a
 //! `track_conversion` tool call, an opt-out, or a callback request.
 
-use crate::analysis::record::{CallDetail, Message, Role, ToolEvent};
+use crate::call::{CallDetail, Message, Role, ToolEvent};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::{Rng, RngExt};
 use std::time::Duration;

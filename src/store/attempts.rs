@@ -3,8 +3,8 @@
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::core::{AttemptKey, ContactId, ContactStatus, Disposition, NextStep, Outcome};
-use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// A campaign's lifecycle state in the store.
@@ -30,7 +30,38 @@ impl CampaignState {
 }
 
 /// Attempts this far back are offered to the per-day limit (a local day is at most 26 hours).
-const RECENT_HOURS: i64 = 50;
+pub(super) const RECENT_HOURS: i64 = 50;
+
+/// Claims one contact: conditional on its status, due time, exact attempt count and no DNC entry.
+const CLAIM_SQL: &str = "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
+    WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND next_attempt_at <= ? AND attempts = ?
+    AND attempts < ?
+    AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))";
+/// The attempt row of a claim, state `dialing`.
+const INSERT_ATTEMPT_SQL: &str =
+    "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at)
+    VALUES (?, ?, ?, ?, 'dialing', ?)";
+/// The trunk's call id of a placed attempt.
+const DIALED_SQL: &str = "UPDATE attempts SET call_id = ? WHERE contact_id = ? AND attempt = ?";
+/// An answer.
+const ANSWERED_SQL: &str = "UPDATE attempts SET state = 'answered', answered_at = ? WHERE contact_id = ? AND attempt = ? AND state = 'dialing'";
+/// Closing an attempt, once.
+const CLOSE_ATTEMPT_SQL: &str = "UPDATE attempts SET state = 'ended', ended_at = ?, outcome = ?, disposition = ?
+    WHERE contact_id = ? AND attempt = ? AND state != 'ended'";
+/// The policy's next step for the contact of a closed attempt.
+const CLOSE_CONTACT_SQL: &str =
+    "UPDATE contacts SET status = ?, disposition = ?, next_attempt_at = ?, last_outcome = ?,
+    updated_at = ? WHERE id = ? AND status = 'in_progress'";
+
+/// The writes of the dialing hot path, by name, for [`Store::hot_query_plans`].
+pub(super) const HOT_WRITES: &[(&str, &str)] = &[
+    ("claim_contact", CLAIM_SQL),
+    ("insert_attempt", INSERT_ATTEMPT_SQL),
+    ("record_dialed_many", DIALED_SQL),
+    ("record_answered", ANSWERED_SQL),
+    ("close_attempt", CLOSE_ATTEMPT_SQL),
+    ("close_contact", CLOSE_CONTACT_SQL),
+];
 
 /// A due contact with what the dial needs.
 #[derive(Clone, Debug)]
@@ -68,6 +99,12 @@ pub struct OpenAttempt {
     pub call_id: Option<String>,
     /// When it was claimed (UTC).
     pub started_at: DateTime<Utc>,
+    /// The number dialled, E.164.
+    pub phone_e164: String,
+    /// The voicemail message was sent to the trunk before the crash.
+    pub voicemail_sent: bool,
+    /// The contact's template variables, to render its messages again.
+    pub fields: BTreeMap<String, String>,
 }
 
 impl Store {
@@ -109,68 +146,6 @@ impl Store {
         Ok(())
     }
 
-    /// For each IANA zone that has a contact still to dial, the earliest `next_attempt_at` (UTC).
-    pub async fn due_times_by_zone(
-        &self,
-        campaign: &str,
-        max_attempts: u32,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT timezone, MIN(next_attempt_at) AS due FROM contacts
-             WHERE campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts < ? GROUP BY timezone",
-        )
-        .bind(campaign)
-        .bind(max_attempts)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("timezone")?, from_ms(r.try_get("due")?))))
-            .collect()
-    }
-
-    /// Up to `limit` contacts due at `now` in the given zones, oldest due first: status pending or
-    /// scheduled, `next_attempt_at` ≤ now, attempts below `max_attempts`.
-    pub async fn due_contacts(
-        &self,
-        campaign: &str,
-        now: DateTime<Utc>,
-        zones: &[String],
-        max_attempts: u32,
-        limit: u32,
-    ) -> Result<Vec<DueContact>, StoreError> {
-        if zones.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        // With each contact: whether its number is on a DNC list, and the attempt history the
-        // per-day limit, the minimum gap and the abandon hold need.
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT c.id, c.phone_e164, c.attempts, c.status, c.next_attempt_at, c.timezone, c.first_name, c.last_name,
-             c.email, c.custom_fields,
-             EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = c.phone_e164 AND d.scope IN ('global', c.campaign_id)) AS dnc,
-             (SELECT group_concat(a.started_at) FROM attempts a WHERE a.contact_id = c.id AND a.started_at >= ",
-        );
-        q.push_bind(to_ms(now - TimeDelta::hours(RECENT_HOURS)))
-            .push(
-                ") AS recent,
-             (SELECT MAX(a.started_at) FROM attempts a WHERE a.contact_id = c.id) AS last_attempt_at,
-             (SELECT MAX(a.ended_at) FROM attempts a WHERE a.contact_id = c.id AND a.outcome = 'abandoned') AS last_abandoned_at
-             FROM contacts c WHERE c.campaign_id = ",
-            )
-            .push_bind(campaign)
-            .push(" AND c.status IN ('pending', 'scheduled') AND c.next_attempt_at <= ")
-            .push_bind(to_ms(now))
-            .push(" AND c.attempts < ")
-            .push_bind(max_attempts)
-            .push(" AND c.timezone IN (");
-        let mut sep = q.separated(", ");
-        for z in zones {
-            sep.push_bind(z);
-        }
-        q.push(") ORDER BY c.next_attempt_at, c.id LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(self.pool()).await?;
-        rows.iter().map(due_contact).collect()
-    }
-
     /// Claims contacts for dialing in one transaction, before any dial: each contact still
     /// dialable with exactly `key.attempt − 1` attempts, and whose number is on no DNC list, moves to `in_progress` with its attempt
     /// count raised, and its attempt row is inserted in state `dialing`. Returns the keys claimed;
@@ -185,52 +160,56 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let mut claimed = Vec::with_capacity(claims.len());
         for (key, phone) in claims {
-            let updated = sqlx::query(
-                "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
-                 WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND attempts = ? AND attempts < ?
-                 AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))",
-            )
-            .bind(to_ms(now))
-            .bind(key.contact)
-            .bind(campaign)
-            .bind(key.attempt.saturating_sub(1))
-            .bind(max_attempts)
-            .bind(campaign)
-            .execute(&mut *tx)
-            .await?;
+            let updated = sqlx::query(CLAIM_SQL)
+                .bind(to_ms(now))
+                .bind(key.contact)
+                .bind(campaign)
+                .bind(to_ms(now))
+                .bind(key.attempt.saturating_sub(1))
+                .bind(max_attempts)
+                .bind(campaign)
+                .execute(&mut *tx)
+                .await?;
             if updated.rows_affected() != 1 {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at) VALUES (?, ?, ?, ?, 'dialing', ?)",
-            )
-            .bind(campaign)
-            .bind(key.contact)
-            .bind(key.attempt)
-            .bind(phone)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(INSERT_ATTEMPT_SQL)
+                .bind(campaign)
+                .bind(key.contact)
+                .bind(key.attempt)
+                .bind(phone)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await?;
             claimed.push(*key);
         }
         tx.commit().await?;
         Ok(claimed)
     }
 
-    /// Records the trunk's call id of a placed attempt.
-    pub async fn record_dialed(&self, key: AttemptKey, call_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE attempts SET call_id = ? WHERE contact_id = ? AND attempt = ?")
-            .bind(call_id)
-            .bind(key.contact)
-            .bind(key.attempt)
-            .execute(self.pool())
-            .await?;
+    /// Records the trunk's call ids of placed attempts, in one transaction.
+    ///
+    /// Errors: [`StoreError::Query`].
+    pub async fn record_dialed_many(&self, placed: &[(AttemptKey, String)]) -> Result<(), StoreError> {
+        if placed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for (key, call_id) in placed {
+            sqlx::query(DIALED_SQL)
+                .bind(call_id)
+                .bind(key.contact)
+                .bind(key.attempt)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Records that an attempt was answered at `at`.
     pub async fn record_answered(&self, key: AttemptKey, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE attempts SET state = 'answered', answered_at = ? WHERE contact_id = ? AND attempt = ? AND state = 'dialing'")
+        sqlx::query(ANSWERED_SQL)
             .bind(to_ms(at))
             .bind(key.contact)
             .bind(key.attempt)
@@ -266,42 +245,8 @@ impl Store {
         ended_at: DateTime<Utc>,
         post: Option<&super::PostCall>,
     ) -> Result<bool, StoreError> {
-        let mut recorded = false;
         let mut tx = self.pool().begin().await?;
-        let closed = sqlx::query(
-            "UPDATE attempts SET state = 'ended', ended_at = ?, outcome = ?, disposition = ?
-             WHERE contact_id = ? AND attempt = ? AND state != 'ended'",
-        )
-        .bind(to_ms(ended_at))
-        .bind(outcome.as_str())
-        .bind(step.disposition.as_str())
-        .bind(key.contact)
-        .bind(key.attempt)
-        .execute(&mut *tx)
-        .await?;
-        if closed.rows_affected() == 1 {
-            let status = step.disposition.contact_status();
-            let final_disposition = (!status.is_dialable()).then_some(step.disposition.as_str());
-            sqlx::query(
-                "UPDATE contacts SET status = ?, disposition = ?, next_attempt_at = ?, last_outcome = ?, updated_at = ?
-                 WHERE id = ? AND status = 'in_progress'",
-            )
-            .bind(status.as_str())
-            .bind(final_disposition)
-            .bind(step.next_attempt_at.map(to_ms).unwrap_or(0))
-            .bind(outcome.as_str())
-            .bind(to_ms(ended_at))
-            .bind(key.contact)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(post) = post {
-                recorded = super::calls::insert_call_record(&mut tx, key, post, ended_at).await?;
-                if recorded {
-                    super::outbox::insert_jobs(&mut tx, &post.call_jobs, ended_at).await?;
-                }
-                super::outbox::insert_jobs(&mut tx, &post.jobs, ended_at).await?;
-            }
-        }
+        let recorded = close_in(&mut tx, key, outcome, step, ended_at, post).await?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -309,7 +254,10 @@ impl Store {
     /// Attempts of `campaign` not yet ended (left by a crash or an unbounded shutdown).
     pub async fn open_attempts(&self, campaign: &str) -> Result<Vec<OpenAttempt>, StoreError> {
         let rows = sqlx::query(
-            "SELECT contact_id, attempt, call_id, started_at FROM attempts WHERE campaign_id = ? AND state != 'ended' ORDER BY id",
+            "SELECT a.contact_id, a.attempt, a.call_id, a.started_at, a.phone_e164, a.voicemail_at,
+             c.first_name, c.last_name, c.email, c.custom_fields
+             FROM attempts a JOIN contacts c ON c.id = a.contact_id
+             WHERE a.campaign_id = ? AND a.state != 'ended' ORDER BY a.id",
         )
         .bind(campaign)
         .fetch_all(self.pool())
@@ -323,6 +271,9 @@ impl Store {
                     },
                     call_id: r.try_get("call_id")?,
                     started_at: from_ms(r.try_get("started_at")?),
+                    phone_e164: r.try_get("phone_e164")?,
+                    voicemail_sent: r.try_get::<Option<i64>, _>("voicemail_at")?.is_some(),
+                    fields: contact_fields(r)?,
                 })
             })
             .collect()
@@ -363,8 +314,65 @@ impl Store {
     }
 }
 
-fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, StoreError> {
-    let status: String = r.try_get("status")?;
+/// Closes an attempt inside `tx` (see [`Store::close_attempt_with`]); returns whether a call
+/// record was written.
+pub(super) async fn close_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: AttemptKey,
+    outcome: Outcome,
+    step: NextStep,
+    ended_at: DateTime<Utc>,
+    post: Option<&super::PostCall>,
+) -> Result<bool, StoreError> {
+    let mut recorded = false;
+    let closed = sqlx::query(CLOSE_ATTEMPT_SQL)
+        .bind(to_ms(ended_at))
+        .bind(outcome.as_str())
+        .bind(step.disposition.as_str())
+        .bind(key.contact)
+        .bind(key.attempt)
+        .execute(&mut **tx)
+        .await?;
+    if closed.rows_affected() == 1 {
+        let status = step.disposition.contact_status();
+        let final_disposition = (!status.is_dialable()).then_some(step.disposition.as_str());
+        sqlx::query(CLOSE_CONTACT_SQL)
+            .bind(status.as_str())
+            .bind(final_disposition)
+            .bind(step.next_attempt_at.map(to_ms).unwrap_or(0))
+            .bind(outcome.as_str())
+            .bind(to_ms(ended_at))
+            .bind(key.contact)
+            .execute(&mut **tx)
+            .await?;
+        if let Some(post) = post {
+            recorded = super::calls::insert_call_record(tx, key, post, ended_at).await?;
+            if recorded {
+                super::outbox::insert_jobs(tx, &post.call_jobs, ended_at).await?;
+            }
+            super::outbox::insert_jobs(tx, &post.jobs, ended_at).await?;
+        }
+    }
+    Ok(recorded)
+}
+
+/// Records an answer inside `tx` (see [`Store::record_answered`]).
+pub(super) async fn answered_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: AttemptKey,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(ANSWERED_SQL)
+        .bind(to_ms(at))
+        .bind(key.contact)
+        .bind(key.attempt)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A contact's template variables from a row with its name, email and custom fields.
+fn contact_fields(r: &sqlx::sqlite::SqliteRow) -> Result<BTreeMap<String, String>, StoreError> {
     let custom: String = r.try_get("custom_fields")?;
     let mut fields: BTreeMap<String, String> =
         serde_json::from_str(&custom).map_err(|e| StoreError::Corrupt(format!("custom_fields: {e}")))?;
@@ -373,6 +381,12 @@ fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, StoreError> {
             fields.insert(col.to_string(), v);
         }
     }
+    Ok(fields)
+}
+
+pub(super) fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, StoreError> {
+    let status: String = r.try_get("status")?;
+    let fields = contact_fields(r)?;
     Ok(DueContact {
         id: r.try_get("id")?,
         phone_e164: r.try_get("phone_e164")?,

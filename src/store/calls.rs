@@ -2,7 +2,7 @@
 //! pipeline, and updated with the analysis result.
 
 use super::{Store, StoreError, from_ms, to_ms};
-use crate::analysis::record::{CallDetail, CallRecord};
+use crate::call::{CallDetail, CallRecord};
 use crate::core::AttemptKey;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Sqlite, Transaction};

@@ -132,7 +132,7 @@ impl Store {
     pub async fn refusal_counts(&self, campaign: &str) -> Result<BTreeMap<RefusalReason, u64>, StoreError> {
         let rows = sqlx::query("SELECT reason, count FROM compliance_refusals WHERE campaign_id = ?")
             .bind(campaign)
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -146,7 +146,8 @@ impl Store {
     }
 
     /// Human-answered and abandoned attempts of `campaign` answered at or after `since`, per UTC
-    /// minute, oldest first: the exact history the core's abandonment ledger holds.
+    /// minute, oldest first: the exact history the core's abandonment ledger holds (a call
+    /// abandoned for the agent's silence counts in its answer's minute, as the core records it).
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn abandon_minutes(
@@ -155,14 +156,15 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<Vec<AbandonMinute>, StoreError> {
         let rows = sqlx::query(
-            "SELECT answered_at / 60000 AS minute, COUNT(*) AS human, COALESCE(SUM(outcome = 'abandoned'), 0) AS abandoned
+            "SELECT answered_at / 60000 AS minute, COUNT(*) AS human,
+               COALESCE(SUM(outcome = 'abandoned' OR speech_abandoned = 1), 0) AS abandoned
              FROM attempts WHERE campaign_id = ? AND answered_at >= ?
              AND outcome IN ('human', 'callback_requested', 'abandoned')
              GROUP BY minute ORDER BY minute",
         )
         .bind(campaign)
         .bind(to_ms(since))
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {

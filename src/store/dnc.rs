@@ -272,17 +272,8 @@ impl Store {
     pub async fn dnc_blocked(&self, campaign_id: &str, phones: &[String]) -> Result<HashSet<String>, StoreError> {
         let mut blocked = HashSet::new();
         for chunk in phones.chunks(LOOKUP_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT phone_e164 FROM dnc WHERE scope IN (");
-            qb.push_bind(GLOBAL)
-                .push(", ")
-                .push_bind(campaign_id.to_string())
-                .push(") AND phone_e164 IN (");
-            let mut sep = qb.separated(", ");
-            for p in chunk {
-                sep.push_bind(p.clone());
-            }
-            sep.push_unseparated(")");
-            for r in qb.build().fetch_all(self.pool()).await? {
+            let mut qb = dnc_blocked_query(campaign_id, chunk);
+            for r in qb.build().fetch_all(self.reader()).await? {
                 blocked.insert(r.try_get("phone_e164")?);
             }
         }
@@ -353,4 +344,20 @@ impl Store {
 /// A count as stored (counts past `i64::MAX` saturate).
 fn db_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The last DNC check before a dial: which of `phones` (E.164) are on the global list or the
+/// campaign's. One primary-key lookup per number and scope.
+pub(super) fn dnc_blocked_query(campaign_id: &str, phones: &[String]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT phone_e164 FROM dnc WHERE scope IN (");
+    qb.push_bind(GLOBAL)
+        .push(", ")
+        .push_bind(campaign_id.to_string())
+        .push(") AND phone_e164 IN (");
+    let mut sep = qb.separated(", ");
+    for p in phones {
+        sep.push_bind(p.clone());
+    }
+    sep.push_unseparated(")");
+    qb
 }

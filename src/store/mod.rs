@@ -4,10 +4,13 @@
 //! Instants are stored as INTEGER milliseconds since the Unix epoch (UTC).
 
 mod attempts;
+mod batch;
 mod calls;
 mod compliance;
 mod contacts;
+mod dial_errors;
 mod dnc;
+mod hopper;
 mod outbox;
 mod pacing;
 mod report;
@@ -19,12 +22,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use attempts::{CampaignState, DueContact, OpenAttempt};
+pub use batch::CallWrite;
 pub use calls::PostCall;
 pub use compliance::AbandonMinute;
 pub use contacts::{ImportError, ImportOutcome, ImportRecord};
 pub use dnc::{DncEntry, DncFileRecord, DncImport, DncImportStats, DncRow, DncScope};
 pub use outbox::{DeliveryLog, Job, JobResult, NewJob, jobs_text};
-pub use pacing::{MeasuredAbandonment, PacingSnapshot};
+pub use pacing::{MeasuredAbandonment, PacingSnapshot, SpeechLatency};
 pub use report::{CampaignStatus, ExportRow, RejectedRow, status_text};
 
 /// Errors from the store. `Unavailable` is worth retrying; the others are not.
@@ -50,9 +54,14 @@ pub enum StoreError {
 }
 
 /// Handle on the database; cheap to clone.
+///
+/// Writes go through one connection, so writers in this process queue without ever meeting
+/// SQLite's lock (whose busy handler sleeps for milliseconds at a time); reads have their own
+/// connections, which WAL never blocks.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    reader: SqlitePool,
 }
 
 /// Migrations under `migrations/sqlite/`, embedded in the binary.
@@ -69,32 +78,48 @@ impl Store {
         } else {
             format!("sqlite://{url}")
         };
+        let open_err = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
         let opts = SqliteConnectOptions::from_str(&url_full)
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?
+            .map_err(open_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // An in-memory database exists once per connection: one pool serves it all.
+        let memory = url_full.contains(":memory:") || url_full.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
             .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
+            .map_err(open_err)?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        let reader = if memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(3)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts.create_if_missing(false))
+                .await
+                .map_err(open_err)?
+        };
+        Ok(Store { pool, reader })
     }
 
-    /// The underlying pool, for sibling modules of the store.
+    /// The write connection (one), for sibling modules of the store. Reads that need to see a
+    /// transaction's own writes use it too.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The read connections, for queries that write nothing.
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 }
 

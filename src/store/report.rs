@@ -36,6 +36,8 @@ pub struct CampaignStatus {
     pub abandonment_30d: super::MeasuredAbandonment,
     /// The abandonment cap and the measures it applies, and refusals by reason.
     pub compliance: ComplianceStatus,
+    /// Answer → first agent speech over the last 30 days (calls over 2 s are abandoned).
+    pub agent_speech: super::SpeechLatency,
 }
 
 /// A campaign's compliance figures for `dialerd status`.
@@ -82,6 +84,8 @@ pub struct ExportRow {
     pub outcome: Option<String>,
     /// What the attempt decided for the contact, empty while open.
     pub disposition: Option<String>,
+    /// Why it ended so, when the trunk said (`twilio 21211: Invalid 'To' Phone Number`).
+    pub outcome_reason: Option<String>,
 }
 
 async fn counts(store: &Store, sql: &'static str, campaign: &str) -> Result<BTreeMap<String, u64>, StoreError> {
@@ -101,7 +105,7 @@ impl Store {
     ) -> Result<Vec<CampaignStatus>, StoreError> {
         let rows = sqlx::query("SELECT id, name, state FROM campaigns WHERE ?1 IS NULL OR id = ?1 ORDER BY id")
             .bind(only)
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -127,17 +131,17 @@ impl Store {
             let in_flight: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND state != 'ended'")
                     .bind(&id)
-                    .fetch_one(self.pool())
+                    .fetch_one(self.reader())
                     .await?;
             let rejected_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_rejects WHERE campaign_id = ?")
                 .bind(&id)
-                .fetch_one(self.pool())
+                .fetch_one(self.reader())
                 .await?;
             let rejects =
                 sqlx::query("SELECT line, reason FROM import_rejects WHERE campaign_id = ? ORDER BY line LIMIT ?")
                     .bind(&id)
                     .bind(reject_limit)
-                    .fetch_all(self.pool())
+                    .fetch_all(self.reader())
                     .await?
                     .iter()
                     .map(|r| {
@@ -155,8 +159,10 @@ impl Store {
             let compliance = self
                 .compliance_status(&id, pacing.as_ref(), abandonment_24h, abandonment_30d)
                 .await?;
+            let agent_speech = self.speech_latency(&id, now - chrono::Duration::days(30)).await?;
             out.push(CampaignStatus {
                 compliance,
+                agent_speech,
                 pacing,
                 abandonment_24h,
                 abandonment_30d,
@@ -213,15 +219,15 @@ impl Store {
     /// dialled because of a do-not-call list (attempt 0, disposition `dnc`).
     pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition
+            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition, outcome_reason
              FROM attempts WHERE campaign_id = ?1
              UNION ALL
-             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition FROM contacts c
+             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition, NULL FROM contacts c
              WHERE c.campaign_id = ?1 AND c.status = 'dnc' AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
              ORDER BY contact_id, attempt",
         )
         .bind(campaign)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -234,6 +240,7 @@ impl Store {
                     ended_at: r.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
                     outcome: r.try_get("outcome")?,
                     disposition: r.try_get("disposition")?,
+                    outcome_reason: r.try_get("outcome_reason")?,
                 })
             })
             .collect()
@@ -243,7 +250,7 @@ impl Store {
     pub async fn campaign_exists(&self, campaign: &str) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE id = ?")
             .bind(campaign)
-            .fetch_one(self.pool())
+            .fetch_one(self.reader())
             .await?;
         Ok(n > 0)
     }
@@ -302,6 +309,19 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
             c.abandon_policy,
             pct(c.tsr_30d_rate),
             pct(c.ofcom_24h_rate)
+        );
+        let sp = &s.agent_speech;
+        let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+        let _ = writeln!(
+            out,
+            "  answer to first agent speech (30 days, {} calls): p50 {}, p90 {}, p99 {}; over 2 s {}, no speech {}; abandoned for silence {}",
+            sp.calls,
+            ms(sp.p50_ms),
+            ms(sp.p90_ms),
+            ms(sp.p99_ms),
+            sp.over_2s,
+            sp.silent,
+            sp.abandoned
         );
         let _ = writeln!(out, "  refused for compliance: {}", join_counts(&c.refusals));
         let _ = writeln!(out, "  rejected rows: {}", s.rejected_rows);

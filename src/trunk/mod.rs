@@ -1,7 +1,9 @@
 //! Telephony trunks behind one trait. An adapter places calls, carries out answer actions, and
-//! reports call events on the channel it was built with. Adapters: `sim` (built in).
+//! reports call events on the channel it was built with. Adapters: `sim` (built in), `twilio`, `livekit`.
 
+pub mod livekit;
 pub mod sim;
+pub mod twilio;
 
 use crate::core::{AnswerAction, AttemptKey, CallEvent};
 use async_trait::async_trait;
@@ -43,18 +45,90 @@ pub struct TrunkEvent {
     /// What happened.
     pub event: CallEvent,
     /// The conversation of a connected call, carried on its `Ended` event (boxed: most events have none).
-    pub detail: Option<Box<crate::analysis::record::CallDetail>>,
+    pub detail: Option<Box<crate::call::CallDetail>>,
 }
 
-/// Errors from a trunk. `Unavailable` may succeed later; `Rejected` will not.
+/// Errors from a trunk, in the classes the runner acts on differently.
 #[derive(Debug, thiserror::Error)]
 pub enum TrunkError {
-    /// The trunk could not be reached or is overloaded; retry later.
+    /// The trunk could not be reached or is overloaded and the call may or may not exist (a
+    /// timeout, a 500): retry later; a failed dial is closed as `failed`, counting the attempt.
     #[error("trunk unavailable: {0}")]
     Unavailable(String),
-    /// The trunk refused this request (bad number, unknown call).
+    /// The trunk refused this request and will again (unknown call, a bad credential).
     #[error("trunk rejected the request: {0}")]
     Rejected(String),
+    /// The call was provably never created and may be placed later (Twilio 429 / 20429, 503,
+    /// the account's own CPS or concurrency limit): the claim is undone without counting an
+    /// attempt and the campaign backs off for `retry_after` (the trunk's `Retry-After`) or its
+    /// own backoff.
+    #[error("trunk says not now: {reason}")]
+    NotPlaced {
+        /// Why (no credential, no URL).
+        reason: String,
+        /// How long the trunk asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The trunk will never place a call to this number (Twilio 21211 invalid `To`, 21214,
+    /// 21215, 21216, 21217, other 4xx about the request): the attempt is closed `failed` with
+    /// `reason` as its outcome reason, and the contact is not dialled again.
+    #[error("trunk refused the number: {reason}")]
+    Permanent {
+        /// The trunk's error code, when it gave one (`21211`).
+        code: Option<u32>,
+        /// The attempt's outcome reason, e.g. `twilio 21211: Invalid 'To' Phone Number`.
+        reason: String,
+    },
+}
+
+/// What a trunk knows of a call placed before a restart, for the recovery at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovered {
+    /// Still going (queued, ringing or answered): follow it to its end.
+    Live {
+        /// The trunk's id for the call (found by listing when none was stored).
+        call_id: String,
+        /// Whether it was answered (`in-progress`).
+        answered: bool,
+        /// Its AMD verdict so far, when it was answered and classified.
+        amd: Option<crate::core::AnswerKind>,
+    },
+    /// Over: close the attempt with this outcome.
+    Ended {
+        /// The trunk's id for the call, when one was found.
+        call_id: Option<String>,
+        /// How it ended.
+        reason: crate::core::EndReason,
+        /// Whether it was answered before it ended.
+        answered: bool,
+        /// Its AMD verdict, when it had one.
+        amd: Option<crate::core::AnswerKind>,
+    },
+    /// The trunk has no call for the attempt, and can prove it (Twilio: no call to the number
+    /// created since the claim): the claim is undone without counting an attempt.
+    NeverPlaced,
+    /// The trunk cannot tell (no such call, the trunk unreachable, a trunk that keeps nothing):
+    /// the attempt is closed `unknown`.
+    Unknown,
+}
+
+/// An attempt left open by an earlier run, as the trunk is asked about it.
+#[derive(Clone, Debug)]
+pub struct OpenCall {
+    /// The campaign.
+    pub campaign: String,
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The trunk's call id, when the dial's answer was stored.
+    pub call_id: Option<String>,
+    /// The number dialled, E.164.
+    pub to: String,
+    /// When the attempt was claimed (UTC): no call for it can have started earlier.
+    pub claimed_at: DateTime<Utc>,
+    /// The contact's rendered voicemail message, for a live call that still needs it.
+    pub voicemail_message: Option<String>,
+    /// The contact's rendered safe-harbor message.
+    pub safe_harbor_message: Option<String>,
 }
 
 /// A telephony trunk adapter.
@@ -70,9 +144,9 @@ pub trait Trunk: Send + Sync {
     /// Errors: [`TrunkError::Rejected`] when the call is unknown or already over.
     async fn act(&self, call_id: &str, action: AnswerAction) -> Result<(), TrunkError>;
 
-    /// Whether the trunk still holds a call started before a restart; `false` when it cannot know
-    /// (the attempt is then closed as `unknown`).
-    async fn is_live(&self, call_id: &str) -> bool;
+    /// What became of a call placed before a restart: live (its events follow on the channel),
+    /// ended with its real reason, or unknown (the attempt is then closed as `unknown`).
+    async fn recover(&self, call: &OpenCall) -> Recovered;
 
     /// Sends a text message `body` to `to` (E.164) from `from` (E.164); returns the trunk's message id.
     ///

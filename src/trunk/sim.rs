@@ -1,9 +1,16 @@
 //! The simulated trunk (`kind = "sim"`): each call is a tokio task that plays out a call drawn
-//! from the [`CallModel`], with every duration multiplied by `time_scale`. Seeded, so the same
+//! from the [`CallModel`], with every duration multiplied by `time_scale`. Under async AMD the
+//! answer is reported as `Unknown` and the verdict follows as `AmdVerdict`. Seeded, so the same
 //! seed draws the same calls in the same dial order. It places no real call.
+//!
+//! With `[trunk.sim] agent = "builtin"` (the default) a connected call's agent speaks after
+//! `agent_speech_delay` (reported as `AgentSpoke`) and the call carries a template transcript;
+//! with `agent = "external"` it carries none and stays connected until the voice agent ends it
+//! (`end_call` → [`Trunk::act`] `Hangup`) or the sampled talk time runs out, the agent's events
+//! arriving through the agent events API like on a real trunk.
 
 use super::{DialRequest, Trunk, TrunkError, TrunkEvent};
-use crate::analysis::record::CallDetail;
+use crate::call::CallDetail;
 use crate::core::{AnswerAction, AnswerKind, AttemptKey, CallEvent, EndReason};
 use crate::sim::transcript::{self, TranscriptRates};
 use crate::sim::{CallModel, SampledCall, SampledOutcome};
@@ -15,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// How long the safe-harbor message takes to play (real call time).
 const SAFE_HARBOR_LENGTH: Duration = Duration::from_secs(8);
@@ -25,17 +32,21 @@ const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// start is logged (wall time: the runner's latency is not simulated).
 const SAFE_HARBOR_DEADLINE: Duration = Duration::from_secs(2);
 
+/// The answer actions awaited, by call id.
+type Pending = Arc<Mutex<HashMap<String, mpsc::Sender<AnswerAction>>>>;
+
 /// The simulated trunk.
 pub struct SimTrunk {
     model: CallModel,
     time_scale: f64,
     rng: Mutex<StdRng>,
     events: mpsc::Sender<TrunkEvent>,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<AnswerAction>>>>,
+    pending: Pending,
     next_id: AtomicU64,
     seed: u64,
     rates: TranscriptRates,
     sent: Mutex<Vec<SentSms>>,
+    external_agent: bool,
 }
 
 /// A text message the sim trunk "sent" (recorded, never delivered).
@@ -63,7 +74,15 @@ impl SimTrunk {
             seed,
             rates: TranscriptRates::default(),
             sent: Mutex::new(Vec::new()),
+            external_agent: false,
         }
+    }
+
+    /// Connected calls carry no transcript of their own: an external voice agent reports the
+    /// conversation (`[trunk.sim] agent = "external"`).
+    pub fn with_external_agent(mut self, external: bool) -> SimTrunk {
+        self.external_agent = external;
+        self
     }
 
     /// Connected calls carry a template transcript drawn at `rates` (none by default).
@@ -95,6 +114,10 @@ struct SimCall {
     scale: f64,
     rates: TranscriptRates,
     rng: StdRng,
+    /// Set under `[trunk.sim] amd = "async"`: the answer is `Unknown` and the verdict follows.
+    async_amd: bool,
+    external_agent: bool,
+    agent_speech_delay: Duration,
 }
 
 impl SimCall {
@@ -118,12 +141,28 @@ impl SimCall {
         tokio::time::sleep(d.mul_f64(self.scale)).await;
     }
 
+    /// Waits `d` (scaled) of conversation; true when the agent hung up first (`end_call`).
+    async fn talk(&self, actions: &mut mpsc::Receiver<AnswerAction>, d: Duration) -> bool {
+        let sleep = tokio::time::sleep(d.mul_f64(self.scale));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return false,
+                a = actions.recv() => match a {
+                    Some(AnswerAction::Hangup) => return true,
+                    Some(_) => {}
+                    None => return false,
+                },
+            }
+        }
+    }
+
     async fn run(
         mut self,
         call: SampledCall,
         ring_timeout: Duration,
         voicemail: Duration,
-        action: oneshot::Receiver<AnswerAction>,
+        mut actions: mpsc::Receiver<AnswerAction>,
     ) {
         self.send(CallEvent::Ringing).await;
         let kind = match call.outcome {
@@ -148,39 +187,66 @@ impl SimCall {
             }
         };
         self.wait(call.answer_after).await;
-        self.send(CallEvent::Answered(kind)).await;
+        let answered_as = if self.async_amd { AnswerKind::Unknown } else { kind };
+        self.send(CallEvent::Answered(answered_as)).await;
         let answered = std::time::Instant::now();
-        let action = tokio::time::timeout(ACTION_TIMEOUT, action)
+        let mut action = tokio::time::timeout(ACTION_TIMEOUT, actions.recv())
             .await
             .ok()
-            .and_then(Result::ok);
+            .flatten();
+        if self.async_amd && action == Some(AnswerAction::ConnectAgent) {
+            // Connected at once; the verdict follows, and a machine's action with it.
+            self.wait(call.amd_delay).await;
+            self.send(CallEvent::AmdVerdict(kind)).await;
+            if kind == AnswerKind::Machine {
+                action = tokio::time::timeout(ACTION_TIMEOUT, actions.recv())
+                    .await
+                    .ok()
+                    .flatten();
+            }
+        }
         if action == Some(AnswerAction::PlaySafeHarbor) && answered.elapsed() > SAFE_HARBOR_DEADLINE {
             tracing::warn!(call_id = %self.call_id, waited_ms = answered.elapsed().as_millis() as u64,
                 "Safe-harbor message started later than 2 s after the answer (16 CFR 310.4(b)(4)(iii)).");
         }
         let mut detail = None;
         match action {
+            Some(AnswerAction::ConnectAgent) if self.external_agent => {
+                self.talk(&mut actions, call.talk).await;
+            }
             Some(AnswerAction::ConnectAgent) => {
+                // The agent's first words, counted from the answer (an async AMD verdict runs
+                // beside the agent): the 2 s rule is wall-clock, so the delay is not scaled.
+                tokio::time::sleep(self.agent_speech_delay.saturating_sub(answered.elapsed())).await;
+                let spoke = Utc::now();
+                self.send(CallEvent::AgentSpoke(spoke)).await;
                 let talk = call.talk.mul_f64(self.scale);
                 detail = Some(Box::new(transcript::generate(
                     &mut self.rng,
                     self.rates,
-                    Utc::now(),
+                    spoke,
                     talk,
                     call.wants_callback,
                 )));
                 let opted_out = detail.as_deref().and_then(transcript::opt_out_at).is_some();
-                if opted_out {
-                    // The opt-out is signalled when it is said, mid-call, not at the end.
-                    self.wait(call.talk / 2).await;
-                    self.send(CallEvent::OptOut).await;
-                    self.wait(call.talk / 2).await;
+                let signal = if opted_out {
+                    Some(CallEvent::OptOut)
                 } else if call.wants_callback {
-                    self.wait(call.talk / 2).await;
-                    self.send(CallEvent::CallbackRequested).await;
-                    self.wait(call.talk / 2).await;
+                    Some(CallEvent::CallbackRequested)
                 } else {
-                    self.wait(call.talk).await;
+                    None
+                };
+                match signal {
+                    // The opt-out or the callback request is signalled when it is said, mid-call.
+                    Some(ev) => {
+                        if !self.talk(&mut actions, call.talk / 2).await {
+                            self.send(ev).await;
+                            self.talk(&mut actions, call.talk / 2).await;
+                        }
+                    }
+                    None => {
+                        self.talk(&mut actions, call.talk).await;
+                    }
                 }
             }
             Some(AnswerAction::LeaveVoicemail) => self.wait(voicemail).await,
@@ -203,7 +269,7 @@ impl Trunk for SimTrunk {
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let call_id = format!("SIM{n:012}");
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = mpsc::channel(4);
         self.pending
             .lock()
             .map_err(|_| TrunkError::Unavailable("sim call table poisoned".into()))?
@@ -215,6 +281,9 @@ impl Trunk for SimTrunk {
             scale: self.time_scale,
             rates: self.rates,
             rng: StdRng::seed_from_u64(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            async_amd: self.model.amd_async,
+            external_agent: self.external_agent,
+            agent_speech_delay: self.model.agent_speech_delay,
         };
         let pending = Arc::clone(&self.pending);
         let voicemail = self.model.voicemail_length;
@@ -233,15 +302,16 @@ impl Trunk for SimTrunk {
             .pending
             .lock()
             .map_err(|_| TrunkError::Unavailable("sim call table poisoned".into()))?
-            .remove(call_id)
+            .get(call_id)
+            .cloned()
             .ok_or_else(|| TrunkError::Rejected(format!("no call {call_id}")))?;
-        tx.send(action)
+        tx.try_send(action)
             .map_err(|_| TrunkError::Rejected(format!("call {call_id} is over")))
     }
 
-    async fn is_live(&self, _call_id: &str) -> bool {
+    async fn recover(&self, _call: &super::OpenCall) -> super::Recovered {
         // Simulated calls die with the process that ran them.
-        false
+        super::Recovered::Unknown
     }
 
     async fn sms(&self, from: &str, to: &str, body: &str) -> Result<String, TrunkError> {

@@ -211,6 +211,8 @@ pub struct Row {
     pub ended_at: Option<String>,
     pub outcome: Option<String>,
     pub disposition: Option<String>,
+    #[serde(default)]
+    pub outcome_reason: Option<String>,
 }
 
 /// `dialerd export CAMPAIGN` parsed.

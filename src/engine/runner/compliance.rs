@@ -53,10 +53,7 @@ impl Runner {
             warn!(campaign = %id, contact = key.contact, attempt = key.attempt, "Opt-out for a call not in flight; ignored.");
             return;
         };
-        let source = format!(
-            "opt_out:{}",
-            crate::analysis::record::CallRecord::id_for(key.contact, key.attempt)
-        );
+        let source = format!("opt_out:{}", crate::call::CallRecord::id_for(key.contact, key.attempt));
         let global = crate::store::DncScope::Global;
         let reason = Some("opted out during a call");
         let mut result = self.store.dnc_add(&global, &phone, &source, reason, at).await;

@@ -1,0 +1,23 @@
+//! The Twilio Programmable Voice trunk (`kind = "twilio"`), hand-written on reqwest: the REST
+//! [`client`] of the Calls resource with its [`error`] classes, the [`twiml`] it sends, status
+//! and AMD [`callbacks`] routed by the [`hub`], checked with [`signature`]; the campaign's
+//! [`trunk`] ties them together under the account's [`limits`], and asks Twilio what became of
+//! calls left open by a crash (`recover`).
+
+pub mod callbacks;
+pub mod client;
+pub mod error;
+pub mod hub;
+pub mod limits;
+mod recover;
+pub mod signature;
+pub mod track;
+pub mod trunk;
+pub mod twiml;
+
+pub use callbacks::{AmdCallback, AmdVerdict, CallStatus, CallTrack, CallbackTarget, StatusCallback};
+pub use client::{CallResource, CallUpdate, CreateCall, Instructions, MachineDetection, TwilioClient};
+pub use error::TwilioError;
+pub use hub::{HubError, TwilioHub};
+pub use limits::AccountLimits;
+pub use trunk::{TwilioAccount, TwilioTrunk};
