@@ -2,15 +2,15 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use dialerd::analysis::Pipeline;
 use dialerd::campaign::check::check_file;
-use dialerd::engine::{Daemon, RunOptions};
 use dialerd::settings::{LogFormat, Settings};
 use dialerd::store::{DncScope, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
+
+mod wiring;
 
 /// `dialerd --version`: the release and the libphonenumber metadata that reads every number.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
@@ -31,7 +31,8 @@ struct Cli {
     /// Settings file (default /etc/dialerd/dialerd.toml when present).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Log format: human or json. RUST_LOG sets the level (default info).
+    /// Log format: human, json or journald (default: journald under systemd, else human).
+    /// RUST_LOG sets the level (default info).
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
@@ -239,16 +240,39 @@ enum DncAction {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logging: `--log-format`, else the settings' `log_format`, else the journal when systemd
+/// started the process (`JOURNAL_STREAM`), else human lines on stderr.
+fn init_logging(format: Option<LogFormat>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let format = format.unwrap_or(if std::env::var_os("JOURNAL_STREAM").is_some() {
+        LogFormat::Journald
+    } else {
+        LogFormat::Human
+    });
+    if format == LogFormat::Journald {
+        // Fields without a prefix, so `campaign` is the journal field CAMPAIGN.
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let layer = layer.with_field_prefix(None).with_syslog_identifier("dialerd".into());
+                tracing_subscriber::registry().with(filter()).with(layer).init();
+                return;
+            }
+            Err(e) => eprintln!("dialerd: the journal is not reachable ({e}); logging to stderr."),
+        }
+    }
+    let filter = filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human | LogFormat::Journald => builder.init(),
     }
 }
 
@@ -265,15 +289,31 @@ fn main() -> ExitCode {
 fn run_cli() -> Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    init_logging(cli.log_format.unwrap_or(settings.log_format));
+    init_logging(cli.log_format.or(settings.log_format));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     match cli.command {
         Command::Check { files, json } => Ok(check(&files, json)),
-        Command::Simulate { file, slots, hours, days, seed, mode, contacts, json } => {
-            let args = dialerd::sim::run::SimulateArgs { slots, hours, days, seed, mode, contacts };
+        Command::Simulate {
+            file,
+            slots,
+            hours,
+            days,
+            seed,
+            mode,
+            contacts,
+            json,
+        } => {
+            let args = dialerd::sim::run::SimulateArgs {
+                slots,
+                hours,
+                days,
+                seed,
+                mode,
+                contacts,
+            };
             let (sim, wall) = dialerd::sim::run::simulate_file(&file, &args)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&sim)?);
@@ -281,17 +321,33 @@ fn run_cli() -> Result<ExitCode> {
                 print!("{sim}");
             }
             let secs = wall.as_secs_f64().max(1e-9);
-            eprintln!("wall time {:.3} s, {:.0} simulated events/s", secs, sim.report.events as f64 / secs);
+            eprintln!(
+                "wall time {:.3} s, {:.0} simulated events/s",
+                secs,
+                sim.report.events as f64 / secs
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what, seeds, days, tsr_too, json, .. } if what == "compliance" => {
+        Command::Bench {
+            what,
+            seeds,
+            days,
+            tsr_too,
+            json,
+            ..
+        } if what == "compliance" => {
             use dialerd::core::AbandonPolicy;
             use dialerd::sim::bench_compliance::{ComplianceOptions, bench_compliance, compliance_text};
             let mut policies = vec![AbandonPolicy::Both];
             if tsr_too {
                 policies.push(AbandonPolicy::UsTsr);
             }
-            let opts = ComplianceOptions { days, seeds: seeds.unwrap_or(1), policies, ..ComplianceOptions::default() };
+            let opts = ComplianceOptions {
+                days,
+                seeds: seeds.unwrap_or(1),
+                policies,
+                ..ComplianceOptions::default()
+            };
             let runs = bench_compliance(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -300,7 +356,13 @@ fn run_cli() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: _, seeds, hours, json, .. } => {
+        Command::Bench {
+            what: _,
+            seeds,
+            hours,
+            json,
+            ..
+        } => {
             let results = dialerd::sim::bench::bench_pacing(seeds.unwrap_or(5), hours);
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
@@ -313,54 +375,15 @@ fn run_cli() -> Result<ExitCode> {
             campaigns,
             database,
             until_idle,
-        } => rt.block_on(async {
-            let shutdown = shutdown_signal();
-            let url = database.unwrap_or(settings.database_url.clone());
-            let store = Store::open(&url).await?;
-            let pipeline = Pipeline::new(store.clone(), &settings)?.with_sim_sms()?;
-            let opts = RunOptions {
-                campaigns_dir: campaigns.unwrap_or(settings.campaigns_dir.clone()),
+        } => {
+            let flags = wiring::RunFlags {
+                config: cli.config.clone(),
+                campaigns,
+                database,
                 until_idle,
-                shutdown_grace: settings.shutdown_grace,
-                poll_interval: settings.poll_interval,
             };
-            tracing::info!(database = %url, campaigns = %opts.campaigns_dir.display(), "dialerd starting.");
-            if settings.webhook_secret.is_none() {
-                tracing::warn!("No webhook secret (DIALERD__WEBHOOK_SECRET): webhook deliveries are dead-lettered until one is set.");
-            }
-            // Sim campaigns need no listener, so a busy address is an error line, not a stop.
-            let hub = Arc::new(dialerd::trunk::twilio::TwilioHub::new());
-            let livekit_hub = Arc::new(dialerd::trunk::livekit::LivekitHub::new());
-            let agents = Arc::new(dialerd::engine::agent_hub::AgentHub::new());
-            let api = dialerd::api::start(&settings, Arc::clone(&hub), Arc::clone(&livekit_hub), Arc::clone(&agents))
-                .await
-                .inspect_err(|e| tracing::error!(error = %e, "HTTP listener not started: no health checks or trunk callbacks."))
-                .ok();
-            let mut daemon = Daemon::new(store, opts).with_pipeline(Arc::new(pipeline)).with_agent_hub(agents);
-            if let (Some(api), Some(_)) = (&api, &settings.twilio.account_sid) {
-                match dialerd::trunk::twilio::TwilioClient::new(&settings.twilio) {
-                    Ok(client) => {
-                        let public_url = api.public_url.clone();
-                        let account = dialerd::trunk::twilio::TwilioAccount::new(client, hub, public_url, &settings.twilio);
-                        daemon = daemon.with_twilio(account);
-                    }
-                    Err(e) => tracing::error!(error = %e, "Twilio campaigns are refused."),
-                }
-            }
-            if let (Some(_), Some(_)) = (&api, &settings.livekit.url) {
-                match dialerd::trunk::livekit::LivekitAccount::new(&settings.livekit, livekit_hub) {
-                    Ok(account) => daemon = daemon.with_livekit(account),
-                    Err(e) => tracing::error!(error = %e, "LiveKit campaigns are refused."),
-                }
-            }
-            let ran = daemon.run(shutdown).await;
-            if let Some(api) = api {
-                api.stop(std::time::Duration::from_secs(5)).await;
-            }
-            ran?;
-            tracing::info!("dialerd stopped.");
-            Ok(ExitCode::SUCCESS)
-        }),
+            rt.block_on(wiring::run(settings, flags))
+        }
         Command::Status { database, json } => rt.block_on(async {
             let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
             let status = store.campaign_status(None, 5, chrono::Utc::now()).await?;
@@ -399,7 +422,7 @@ fn run_cli() -> Result<ExitCode> {
         Command::Receive { listen, out } => rt.block_on(async {
             let secret = settings.webhook_secret.clone();
             let receiver = dialerd::analysis::receiver::Receiver::bind(listen, secret, out.as_deref()).await?;
-            receiver.serve(shutdown_signal()).await?;
+            receiver.serve(wiring::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Export { campaign, database } => rt.block_on(async {
@@ -498,34 +521,4 @@ fn check(files: &[PathBuf], json: bool) -> ExitCode {
         }
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-}
-
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when it
-/// is first awaited, so a signal sent while the daemon starts up stops it gracefully.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                (term, int) => {
-                    let e = term.err().or(int.err()).map(|e| e.to_string()).unwrap_or_default();
-                    tracing::warn!(error = %e, "Cannot listen for SIGTERM; only SIGINT stops the daemon.");
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

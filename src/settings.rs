@@ -18,6 +18,10 @@ pub enum LogFormat {
     Human,
     /// One JSON object per event.
     Json,
+    /// Native journal entries (`tracing-journald`), with each field as a journal field in upper
+    /// case (`CAMPAIGN=`, `CONTACT=`, `ATTEMPT=`, `OUTCOME=`), so `journalctl CAMPAIGN=spring` filters.
+    /// The default under systemd when `JOURNAL_STREAM` is set and no format is given.
+    Journald,
 }
 
 /// Daemon settings.
@@ -28,8 +32,9 @@ pub struct Settings {
     pub database_url: String,
     /// Folder of campaign files for `dialerd run`.
     pub campaigns_dir: PathBuf,
-    /// Log format.
-    pub log_format: LogFormat,
+    /// Log format; unset: `journald` when `JOURNAL_STREAM` is set (started by systemd), else `human`.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
     /// How long calls in flight may take to end after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -237,7 +242,6 @@ impl Settings {
         let builder = config::Config::builder()
             .set_default("database_url", "sqlite://dialerd.db")?
             .set_default("campaigns_dir", "campaigns")?
-            .set_default("log_format", "human")?
             .set_default("shutdown_grace", "30s")?
             .set_default("poll_interval", "2s")?
             .set_default("listen", "127.0.0.1:8686")?;

@@ -25,6 +25,12 @@ wait_port() {
     return 1
 }
 
+# systemd-analyze (Debian's `systemd` package) scores the unit file in tests/systemd_unit.rs.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null) \
+        || echo "tests/run.sh: could not install systemd; the unit-file test will fail" >&2
+fi
+
 # A real SMTP server on loopback for the follow-up email test (Python `aiosmtpd` from PyPI).
 # The test reads DIALERD_TEST_SMTP (host:port) and the server's log; unset, it says it skipped.
 if python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd 2>/dev/null \

@@ -4,6 +4,7 @@
 pub mod agent_hub;
 mod hopper;
 mod runner;
+pub mod service;
 
 pub use runner::{Control, RunnerStatus};
 
@@ -50,6 +51,14 @@ pub enum EngineError {
     Dnc(String),
 }
 
+/// What the daemon is asked to do while it runs, besides shutting down.
+#[derive(Debug)]
+pub enum Request {
+    /// SIGHUP / `ExecReload=`: apply these options (re-read from the settings file) and rescan the
+    /// campaign folder, keeping calls in flight.
+    Reload(Box<RunOptions>),
+}
+
 /// How the daemon runs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -81,6 +90,20 @@ pub(crate) fn log_import(c: &Campaign, outcome: &ImportOutcome) {
             rejected = s.rejected, duplicates = s.duplicates, alternate_phones_dropped = s.alternate_phones_dropped,
             "Contacts imported; rejected rows are listed by `dialerd status`.")
         }
+    }
+}
+
+/// The next request, or never when there is no request channel (or it closed).
+async fn recv(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
+    match requests {
+        Some(rx) => match rx.recv().await {
+            Some(r) => Some(r),
+            None => {
+                *requests = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -140,6 +163,9 @@ pub struct Daemon {
     twilio: Option<crate::trunk::twilio::TwilioAccount>,
     livekit: Option<crate::trunk::livekit::LivekitAccount>,
     agents: Arc<agent_hub::AgentHub>,
+    notifier: service::Notifier,
+    beats: service::Heartbeats,
+    requests: Option<mpsc::Receiver<Request>>,
 }
 
 impl Daemon {
@@ -154,7 +180,16 @@ impl Daemon {
             twilio: None,
             livekit: None,
             agents: Arc::new(agent_hub::AgentHub::new()),
+            notifier: service::Notifier::from_env(),
+            beats: service::Heartbeats::new(),
+            requests: None,
         }
+    }
+
+    /// Takes [`Request`]s (reloads) from `requests` while running.
+    pub fn with_requests(mut self, requests: mpsc::Receiver<Request>) -> Daemon {
+        self.requests = Some(requests);
+        self
     }
 
     /// Routes the voice agent's events (`POST /v1/calls/{call_id}/events`) through `hub`, the
@@ -194,14 +229,30 @@ impl Daemon {
             reason,
         };
         let (wake_tx, mut wake_rx) = mpsc::channel(1);
-        let _watcher = watch::watch(&dir, self.opts.poll_interval, wake_tx).map_err(|e| folder_err(e.to_string()))?;
+        let mut watcher =
+            watch::watch(&dir, self.opts.poll_interval, wake_tx.clone()).map_err(|e| folder_err(e.to_string()))?;
+        let daemon_beat = self.beats.register("daemon");
+        let watchdog = self
+            .notifier
+            .watchdog()
+            .map(|w| service::spawn_watchdog(self.beats.clone(), w));
+        let beat_every = self.beat_every();
         self.rescan().await.map_err(|e| folder_err(e.to_string()))?;
+        self.publish_status().await;
+        self.notifier.ready();
+        info!(
+            campaigns = self.running.len(),
+            "Ready: database migrated, listener bound, campaigns loaded."
+        );
         tokio::pin!(shutdown);
         let pool = self.pipeline.clone().map(crate::analysis::OutboxPool::spawn);
+        let mut requests = self.requests.take();
         let mut interrupted = false;
         let mut poll = tokio::time::interval(self.opts.poll_interval);
         let mut check_idle = tokio::time::interval(Duration::from_millis(200));
+        let mut status = tokio::time::interval(beat_every.min(Duration::from_secs(2)));
         loop {
+            daemon_beat.beat();
             tokio::select! {
                 _ = &mut shutdown => {
                     info!("Shutdown requested.");
@@ -213,7 +264,27 @@ impl Daemon {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     self.rescan_logged().await;
                 }
+                Some(req) = recv(&mut requests) => match req {
+                    Request::Reload(opts) => {
+                        self.notifier.reloading();
+                        if opts.campaigns_dir != self.opts.campaigns_dir || opts.poll_interval != self.opts.poll_interval {
+                            match watch::watch(&opts.campaigns_dir, opts.poll_interval, wake_tx.clone()) {
+                                Ok(w) => watcher = w,
+                                Err(e) => error!(dir = %opts.campaigns_dir.display(), error = %e, "Cannot watch the campaign folder; keeping the old one."),
+                            }
+                            poll = tokio::time::interval(opts.poll_interval);
+                        }
+                        if opts.campaigns_dir == self.opts.campaigns_dir || watch::scan(&opts.campaigns_dir).is_ok() {
+                            self.opts = *opts;
+                        }
+                        self.rescan_logged().await;
+                        self.publish_status().await;
+                        info!(campaigns = self.running.len(), "Reloaded: settings re-read and campaign folder rescanned; calls in flight kept.");
+                        self.notifier.ready();
+                    }
+                },
                 _ = poll.tick() => self.rescan_logged().await,
+                _ = status.tick() => self.publish_status().await,
                 _ = check_idle.tick(), if self.opts.until_idle => {
                     if self.is_idle() {
                         info!(campaigns = self.running.len(), "Every campaign is idle: no contact left to dial, now or later.");
@@ -222,6 +293,10 @@ impl Daemon {
                 }
             }
         }
+        drop(watcher);
+        self.notifier.stopping();
+        // The runners keep beating while their calls end; the daemon loop is done.
+        daemon_beat.exempt();
         self.stop_all().await;
         if let Some(pool) = pool {
             if !interrupted {
@@ -243,7 +318,36 @@ impl Daemon {
             pool.stop().await;
             self.log_outbox_left().await;
         }
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         Ok(())
+    }
+
+    /// How often runners and the daemon loop beat: a quarter of `WatchdogSec=`, at most 30 s.
+    fn beat_every(&self) -> Duration {
+        self.notifier
+            .watchdog()
+            .map_or(Duration::from_secs(30), |w| (w / 4).max(Duration::from_millis(10)))
+    }
+
+    /// Sends the `STATUS=` line: campaigns running and paused, calls in flight, outbox depth.
+    async fn publish_status(&mut self) {
+        let (mut running, mut paused, mut in_flight) = (0, 0, 0);
+        for r in self.running.values() {
+            let s = *r.status.borrow();
+            if s.exited {
+                continue;
+            }
+            in_flight += s.in_flight;
+            if s.paused { paused += 1 } else { running += 1 }
+        }
+        let outbox = match self.store.job_counts().await {
+            Ok(c) => Some(c.get("pending").copied().unwrap_or(0) + c.get("running").copied().unwrap_or(0)),
+            Err(_) => None,
+        };
+        self.notifier
+            .status(service::status_line(running, paused, in_flight, outbox));
     }
 
     /// Says how many outbox jobs are left at exit: undelivered ones stay in the database and run
@@ -289,6 +393,7 @@ impl Daemon {
             if let Err(e) = r.join.await {
                 error!(campaign = %id, error = %e, "Campaign runner panicked.");
             }
+            self.beats.remove(&format!("campaign {id}"));
         }
     }
 
@@ -376,7 +481,8 @@ impl Daemon {
             st_tx,
             self.opts.shutdown_grace,
         )
-        .with_agents(Arc::clone(&self.agents));
+        .with_agents(Arc::clone(&self.agents))
+        .with_heartbeat(self.beats.register(&format!("campaign {id}")), self.beat_every());
         let join = tokio::spawn(runner.run());
         self.running.insert(
             id,

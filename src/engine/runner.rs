@@ -32,6 +32,8 @@ pub struct RunnerStatus {
     pub in_flight: usize,
     /// True when no contact is left to dial, now or later, and no call is in flight.
     pub idle: bool,
+    /// True while the campaign is paused (its file is gone or invalid, or an operator paused it).
+    pub paused: bool,
     /// True once the task has returned.
     pub exited: bool,
 }
@@ -83,6 +85,10 @@ pub(crate) struct Runner {
     backoff: Duration,
     /// Where the voice agent's events for this campaign's calls arrive.
     agents: Option<Arc<super::agent_hub::AgentHub>>,
+    /// Beaten at every step of the loop, for the systemd watchdog.
+    heartbeat: Option<super::service::Heartbeat>,
+    /// The longest the loop waits without a step while a heartbeat is watched.
+    beat_every: Duration,
 }
 
 mod agent;
@@ -128,6 +134,28 @@ impl Runner {
             phones: HashMap::new(),
             dnc_seen: None,
             agents: None,
+            heartbeat: None,
+            beat_every: MAX_SLEEP,
+        }
+    }
+
+    /// Beats `heartbeat` at least every `every` while the loop runs (the systemd watchdog).
+    pub(crate) fn with_heartbeat(mut self, heartbeat: super::service::Heartbeat, every: Duration) -> Runner {
+        self.heartbeat = Some(heartbeat);
+        self.beat_every = every.clamp(Duration::from_millis(10), MAX_SLEEP);
+        self
+    }
+
+    fn beat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
+    }
+
+    /// Importing a list cannot beat; the watchdog ignores the runner until its next beat.
+    fn exempt(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.exempt();
         }
     }
 
@@ -143,12 +171,16 @@ impl Runner {
 
     /// Imports contacts, reconciles attempts left open, then runs until shut down.
     pub(crate) async fn run(mut self) {
+        self.exempt();
         if let Err(e) = self.prepare().await {
             error!(campaign = %self.id(), error = %e, "Campaign could not start; it is paused.");
             self.paused = true;
         }
         let mut wake = Instant::now();
+        let mut beat = tokio::time::interval(self.beat_every);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.beat();
             self.publish();
             let mut timer_fired = false;
             tokio::select! {
@@ -168,6 +200,7 @@ impl Runner {
                     Some(Control::Shutdown) | None => self.begin_shutdown(),
                 },
                 _ = tokio::time::sleep_until(wake) => timer_fired = true,
+                _ = beat.tick(), if self.heartbeat.is_some() => continue,
             }
             self.flush_writes().await;
             if let Some(stop_by) = self.stop_by {
@@ -200,6 +233,7 @@ impl Runner {
                 "Calls still in flight at the end of the grace period; their attempts are reconciled at next start.");
         }
         info!(campaign = %self.id(), "Campaign runner stopped.");
+        self.exempt();
         self.status.send_modify(|s| {
             s.exited = true;
             s.in_flight = self.dialer.in_flight();
@@ -213,6 +247,7 @@ impl Runner {
             let new = RunnerStatus {
                 in_flight,
                 idle,
+                paused: self.paused,
                 exited: false,
             };
             let changed = *s != new;
@@ -273,10 +308,12 @@ impl Runner {
         self.paused = false;
         self.finished = false;
         self.announced_sleep = None;
+        self.exempt();
         if let Err(e) = self.prepare().await {
             error!(campaign = %self.id(), error = %e, "Reload failed; the campaign is paused.");
             self.paused = true;
         }
+        self.beat();
     }
 
     async fn pause(&mut self) {
