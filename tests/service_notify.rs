@@ -12,6 +12,8 @@ struct Systemd {
     sock: UnixDatagram,
     path: String,
     got: Vec<(Instant, String)>,
+    /// Index just past the message the last `wait_for` matched.
+    cursor: usize,
 }
 
 impl Systemd {
@@ -23,6 +25,7 @@ impl Systemd {
             sock,
             path: path.to_str().unwrap().to_string(),
             got: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -39,11 +42,18 @@ impl Systemd {
         }
     }
 
-    /// Reads until a message starting with `prefix` arrives; panics after `timeout`.
+    /// Reads until a message starting with `prefix` arrives after the one the previous call
+    /// matched (it may already have been read in the same datagram); panics after `timeout`.
     fn wait_for(&mut self, prefix: &str, timeout: Duration) {
         let end = Instant::now() + timeout;
-        let seen = self.got.len();
-        while !self.got[seen..].iter().any(|(_, m)| m.starts_with(prefix)) {
+        loop {
+            if let Some(i) = self.got[self.cursor..]
+                .iter()
+                .position(|(_, m)| m.starts_with(prefix))
+            {
+                self.cursor += i + 1;
+                return;
+            }
             assert!(
                 Instant::now() < end,
                 "no `{prefix}` within {timeout:?}; got {:?}",
