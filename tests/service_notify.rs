@@ -47,10 +47,7 @@ impl Systemd {
     fn wait_for(&mut self, prefix: &str, timeout: Duration) {
         let end = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.got[self.cursor..]
-                .iter()
-                .position(|(_, m)| m.starts_with(prefix))
-            {
+            if let Some(i) = self.got[self.cursor..].iter().position(|(_, m)| m.starts_with(prefix)) {
                 self.cursor += i + 1;
                 return;
             }
@@ -139,4 +136,40 @@ fn ready_status_watchdog_reloading_and_stopping_in_order() {
         widest < Duration::from_millis(1900),
         "a gap of {widest:?} between pings"
     );
+}
+
+#[test]
+fn a_runner_wedged_in_a_trunk_request_stops_the_pings() {
+    let root = tempfile::tempdir().unwrap();
+    // The second campaign's trunk takes an hour to accept a dial: its runner awaits the first
+    // one and makes no progress, as a runner stuck on a hung provider request would.
+    let dir = campaign_dir(root.path(), "spring", 50, "[trunk.sim]\ntime_scale = 0.02\n");
+    let same = campaign_dir(
+        root.path(),
+        "stuck",
+        50,
+        "[trunk.sim]\ntime_scale = 0.02\ndial_latency = \"1h\"\n",
+    );
+    assert_eq!(dir, same);
+    let mut sd = Systemd::bind(root.path());
+    let mut d = start(root.path(), &dir, &sd);
+    sd.wait_for("READY=1", Duration::from_secs(60));
+    d.wait_for("watchdog pings withheld", 1, Duration::from_secs(20));
+    // What was sent before the stall was logged is read first; nothing may follow it.
+    sd.read_for(Duration::from_millis(300));
+    let at_stall = sd.got.len();
+    sd.read_for(Duration::from_secs(3));
+    assert!(
+        !sd.got[at_stall..].iter().any(|(_, m)| m == "WATCHDOG=1"),
+        "pings after the stall: {:?}",
+        sd.messages()
+    );
+    assert!(
+        sd.got[..at_stall].iter().any(|(_, m)| m == "WATCHDOG=1"),
+        "no ping before it"
+    );
+    let stall = d.seen.iter().find(|l| l.contains("watchdog pings withheld")).unwrap();
+    assert!(stall.contains("campaign stuck"), "{stall}");
+    d.signal("KILL");
+    let _ = d.wait_exit(Duration::from_secs(10));
 }

@@ -425,6 +425,11 @@ pub struct SimFile {
     /// `external` (no transcript of its own: a voice agent posts the conversation to
     /// `POST /v1/calls/{call_id}/events` and ends the call with `end_call`).
     pub agent: SimAgent,
+    /// How long the trunk takes to accept a dial, in real time (not scaled): a provider's create
+    /// request. The runner awaits it, so a very long one models a trunk request that hangs.
+    /// Default 0 s.
+    #[serde(with = "humantime_serde")]
+    pub dial_latency: Duration,
 }
 
 /// `[trunk.sim] agent`: who speaks for the agent on the sim trunk's connected calls.
@@ -469,6 +474,7 @@ impl Default for SimFile {
             opt_out_rate: 0.03,
             agent_speech_delay: Duration::ZERO,
             agent: SimAgent::Builtin,
+            dial_latency: Duration::ZERO,
         }
     }
 }

@@ -147,7 +147,8 @@ fn build_trunk(
             Ok(Arc::new(
                 SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)
                     .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim))
-                    .with_external_agent(c.sim.agent == crate::campaign::file::SimAgent::External),
+                    .with_external_agent(c.sim.agent == crate::campaign::file::SimAgent::External)
+                    .with_dial_latency(c.sim.dial_latency),
             ))
         }
     }

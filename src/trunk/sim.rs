@@ -47,6 +47,7 @@ pub struct SimTrunk {
     rates: TranscriptRates,
     sent: Mutex<Vec<SentSms>>,
     external_agent: bool,
+    dial_latency: Duration,
 }
 
 /// A text message the sim trunk "sent" (recorded, never delivered).
@@ -75,7 +76,15 @@ impl SimTrunk {
             rates: TranscriptRates::default(),
             sent: Mutex::new(Vec::new()),
             external_agent: false,
+            dial_latency: Duration::ZERO,
         }
+    }
+
+    /// Each dial takes `latency` (real time) before the call exists, as a provider's create
+    /// request does (`[trunk.sim] dial_latency`).
+    pub fn with_dial_latency(mut self, latency: Duration) -> SimTrunk {
+        self.dial_latency = latency;
+        self
     }
 
     /// Connected calls carry no transcript of their own: an external voice agent reports the
@@ -260,6 +269,9 @@ impl SimCall {
 #[async_trait]
 impl Trunk for SimTrunk {
     async fn dial(&self, req: DialRequest) -> Result<String, TrunkError> {
+        if !self.dial_latency.is_zero() {
+            tokio::time::sleep(self.dial_latency).await;
+        }
         let call = {
             let mut rng = self
                 .rng
