@@ -109,6 +109,19 @@ enum Command {
         /// One JSON object per file.
         #[arg(long)]
         json: bool,
+        /// Also write every rejected contact row to this CSV (line,column,value,reason, then the
+        /// row's own columns). One campaign file only.
+        #[arg(long, value_name = "OUT.csv")]
+        rejects: Option<PathBuf>,
+    },
+    /// Write to stdout, as CSV, every row CAMPAIGN's last contact import rejected: line,column,value,reason,
+    /// then the row's own columns under the file's header, to fix and drop in again.
+    Rejects {
+        /// Campaign id (its file name without .toml).
+        campaign: String,
+        /// Database URL.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Show each campaign's contacts by status, attempts by outcome, calls in flight and rejected rows.
     Status {
@@ -295,7 +308,13 @@ fn run_cli() -> Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     match cli.command {
-        Command::Check { files, json } => Ok(check(&files, json)),
+        Command::Check { files, json, rejects } => Ok(check(&files, json, rejects.as_deref())),
+        Command::Rejects { campaign, database } => rt.block_on(async {
+            let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            dialerd::campaign::rejects::write_campaign_rejects(&store, &campaign, out, "stdout").await?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Simulate {
             file,
             slots,
@@ -505,11 +524,26 @@ async fn dnc(url: &str, action: DncAction) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Validates each file; prints a report (human or JSON lines); exit 1 when any file is invalid.
-fn check(files: &[PathBuf], json: bool) -> ExitCode {
+/// Validates each file; prints a report (human or JSON lines); exit 1 when any file is invalid
+/// or its rejects (`--rejects`, one file only) could not be written.
+fn check(files: &[PathBuf], json: bool, rejects: Option<&std::path::Path>) -> ExitCode {
+    if rejects.is_some() && files.len() != 1 {
+        eprintln!("dialerd: --rejects takes one campaign file, not {}", files.len());
+        return ExitCode::FAILURE;
+    }
     let mut ok = true;
     for file in files {
-        let report = check_file(file);
+        let report = match rejects {
+            None => check_file(file),
+            Some(out) => match dialerd::campaign::rejects::check_file_with_rejects(file, out) {
+                Ok((report, _)) => report,
+                Err(e) => {
+                    eprintln!("dialerd: {e}");
+                    ok = false;
+                    continue;
+                }
+            },
+        };
         ok &= report.valid;
         if json {
             match serde_json::to_string(&report) {

@@ -1,13 +1,16 @@
 //! `dialerd check`: validate a campaign file and read its contact list, touching no database.
+//! A long list shows its progress on stderr ([`super::progress::StderrProgress`]); every rejected
+//! row, for `--rejects`, is written by [`super::rejects`].
 
 use super::contact_zone::ZoneCounts;
-use super::contacts::{ReadSummary, Reject, check_contacts_summary};
+use super::contacts::{ContactReject, ReadSummary, check_contacts_observed};
+use super::progress::StderrProgress;
 use super::validate::load_campaign;
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// How many rejected rows a report lists.
+/// How many rejected rows a report lists (all of them go to `--rejects`).
 pub const REJECTS_SHOWN: usize = 10;
 
 /// Contact counts in a check report.
@@ -28,6 +31,20 @@ pub struct ContactsReport {
     pub default_timezone: String,
     /// The first rejected rows.
     pub rejects: Vec<RejectLine>,
+    /// The file every rejected row was written to (`--rejects`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejects_file: Option<String>,
+}
+
+/// A contact list read in full by [`check_file_full`]: what `--rejects` writes.
+#[derive(Debug, Clone)]
+pub struct CheckedList {
+    /// The contact file (resolved against the campaign file's folder).
+    pub contacts_file: PathBuf,
+    /// Its header cells as read.
+    pub header: Vec<String>,
+    /// Every rejected row, by line, with its cells.
+    pub rejects: Vec<ContactReject>,
 }
 
 /// A rejected row.
@@ -54,6 +71,12 @@ pub struct CheckReport {
 
 /// Validates `path` and reads its contact list. Never touches a database.
 pub fn check_file(path: &Path) -> CheckReport {
+    check_file_full(path).0
+}
+
+/// [`check_file`], also handing back the list's header and every rejected row; `None` when the
+/// campaign file is invalid or its list unreadable (the report says why).
+pub fn check_file_full(path: &Path) -> (CheckReport, Option<CheckedList>) {
     let mut report = CheckReport {
         file: path.display().to_string(),
         valid: false,
@@ -64,10 +87,11 @@ pub fn check_file(path: &Path) -> CheckReport {
         Ok(c) => c,
         Err(errs) => {
             report.errors = errs.0.iter().map(|e| e.to_string()).collect();
-            return report;
+            return (report, None);
         }
     };
-    match check_contacts_summary(&campaign.contacts) {
+    let progress = StderrProgress::new(format!("checking {}", path.display()));
+    match check_contacts_observed(&campaign.contacts, &progress) {
         Ok((summary, rejects)) => {
             report.valid = true;
             report.contacts = Some(contacts_report(
@@ -75,13 +99,21 @@ pub fn check_file(path: &Path) -> CheckReport {
                 &rejects,
                 campaign.contacts.default_timezone.name(),
             ));
+            let list = CheckedList {
+                contacts_file: campaign.contacts.path.clone(),
+                header: summary.header,
+                rejects,
+            };
+            (report, Some(list))
         }
-        Err(e) => report.errors.push(e.to_string()),
+        Err(e) => {
+            report.errors.push(e.to_string());
+            (report, None)
+        }
     }
-    report
 }
 
-fn contacts_report(summary: &ReadSummary, rejects: &[Reject], default_timezone: &str) -> ContactsReport {
+fn contacts_report(summary: &ReadSummary, rejects: &[ContactReject], default_timezone: &str) -> ContactsReport {
     let s = &summary.stats;
     ContactsReport {
         rows: s.rows,
@@ -98,6 +130,7 @@ fn contacts_report(summary: &ReadSummary, rejects: &[Reject], default_timezone: 
                 reason: r.reason.clone(),
             })
             .collect(),
+        rejects_file: None,
     }
 }
 
@@ -130,6 +163,9 @@ impl CheckReport {
                     c.rejected as usize - c.rejects.len()
                 );
             }
+            if let Some(f) = &c.rejects_file {
+                let _ = writeln!(out, "  every rejected row ({}) written to {f}", c.rejected);
+            }
         }
         out
     }
@@ -157,6 +193,7 @@ mod tests {
                 },
                 default_timezone: "America/New_York".into(),
                 rejects: Vec::new(),
+                rejects_file: None,
             }),
         };
         let text = report.text();

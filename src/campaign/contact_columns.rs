@@ -8,7 +8,41 @@ use super::contact_zone::{ZoneSource, row_zone};
 use super::contacts::{ContactRow, ContactSource, ContactsError};
 use super::phone::{Region, normalize_phone, normalized, parse_valid};
 use csv::{ByteRecord, StringRecord};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+
+/// A contact row that did not become a contact, with its cells as read, so that the full reject
+/// report ([`super::rejects`]) can give the row back to be fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactReject {
+    /// 1-based line in the CSV where the row starts (the header is line 1).
+    pub line: u64,
+    /// Why, naming the column (`Phone 1: invalid number "043-797-5229" for region US`).
+    pub reason: String,
+    /// 0-based index in the header of the column the reason names; `None` when the row as a
+    /// whole is bad (its field count), or for a reject stored before cells were kept.
+    pub column: Option<usize>,
+    /// The row's cells as read, untrimmed: invalid UTF-8 replaced by U+FFFD, a CRLF file's
+    /// `\r` dropped from the last. As many as the row had (a malformed row's count differs from
+    /// the header's); empty for a reject stored before cells were kept.
+    pub fields: Vec<String>,
+}
+
+/// The cells of `raw` as the reject report gives them back (see [`ContactReject::fields`]).
+pub(crate) fn record_cells(raw: &ByteRecord) -> Vec<String> {
+    let last = raw.len().saturating_sub(1);
+    raw.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == last {
+                f.strip_suffix(b"\r").unwrap_or(f)
+            } else {
+                f
+            };
+            String::from_utf8_lossy(f).into_owned()
+        })
+        .collect()
+}
 
 /// A mapped column: its index and its header name as written (trimmed), for reasons.
 #[derive(Debug, Clone)]
@@ -99,7 +133,7 @@ impl ColumnMap {
     }
 
     /// Validates one raw record of a file whose header has `fields` fields: field count, UTF-8,
-    /// then [`ColumnMap::row`].
+    /// then [`ColumnMap::row`]. A reject keeps the record's cells (built only then).
     pub(crate) fn check(
         &self,
         raw: ByteRecord,
@@ -107,40 +141,61 @@ impl ColumnMap {
         line: u64,
         region: Region,
         default_tz: &str,
-    ) -> Result<(ContactRow, u64, ZoneSource), String> {
+    ) -> Result<(ContactRow, u64, ZoneSource), ContactReject> {
         if raw.len() != fields {
-            return Err(format!("malformed row: {} fields, the header has {fields}", raw.len()));
+            return Err(ContactReject {
+                line,
+                reason: format!("malformed row: {} fields, the header has {fields}", raw.len()),
+                column: None,
+                fields: record_cells(&raw),
+            });
         }
         match StringRecord::from_byte_record(raw) {
-            Ok(record) => self.row(&record, line, region, default_tz),
-            Err(e) => Err(format!(
-                "malformed row: field {} is not valid UTF-8",
-                e.utf8_error().field() + 1
-            )),
+            Ok(record) => self
+                .row(&record, line, region, default_tz)
+                .map_err(|(column, reason)| ContactReject {
+                    line,
+                    reason,
+                    column: Some(column),
+                    fields: record_cells(record.as_byte_record()),
+                }),
+            Err(e) => {
+                let field = e.utf8_error().field();
+                Err(ContactReject {
+                    line,
+                    reason: format!("malformed row: field {} is not valid UTF-8", field + 1),
+                    column: Some(field),
+                    fields: record_cells(&e.into_byte_record()),
+                })
+            }
         }
     }
 
     /// Validates one record; on success returns the row, how many alternates were dropped, and
-    /// where its zone came from.
+    /// where its zone came from; else the index of the column at fault and the reason.
     fn row(
         &self,
         rec: &StringRecord,
         line: u64,
         region: Region,
         default_tz: &str,
-    ) -> Result<(ContactRow, u64, ZoneSource), String> {
+    ) -> Result<(ContactRow, u64, ZoneSource), (usize, String)> {
         let cell = |c: &Col| rec.get(c.idx).unwrap_or("").trim();
         let opt = |c: &Option<Col>| c.as_ref().map(cell).filter(|s| !s.is_empty()).map(str::to_string);
-        let number = parse_valid(cell(&self.phone), region).map_err(|e| format!("{}: {e}", self.phone.label))?;
+        let number = parse_valid(cell(&self.phone), region)
+            .map_err(|e| (self.phone.idx, format!("{}: {e}", self.phone.label)))?;
         let phone = normalized(&number);
         let tz_label = self.timezone.as_ref().map_or("timezone", |c| &c.label);
+        // Only a timezone cell can fail here, so the column is always known.
+        let tz_idx = self.timezone.as_ref().map_or(0, |c| c.idx);
         let (timezone, source) = row_zone(
             self.timezone.as_ref().map(cell),
             tz_label,
             &number,
             &phone.e164,
             default_tz,
-        )?;
+        )
+        .map_err(|reason| (tz_idx, reason))?;
         let mut dropped = 0;
         let mut alternate_phones = Vec::new();
         for alt in &self.alternates {
@@ -157,7 +212,7 @@ impl ColumnMap {
         let priority = match (&self.priority, opt(&self.priority)) {
             (Some(col), Some(text)) => Some(
                 text.parse::<i64>()
-                    .map_err(|_| format!("{}: \"{text}\" is not an integer priority", col.label))?,
+                    .map_err(|_| (col.idx, format!("{}: \"{text}\" is not an integer priority", col.label)))?,
             ),
             _ => None,
         };

@@ -8,13 +8,15 @@
 //! duplicates in file order ([`super::ordered`] keeps the order, so the result does not depend
 //! on the thread count). Rows, merges and rejects come out in batches of about [`BATCH_ROWS`],
 //! so a million-row file is never held in memory whole: only the numbers seen so far are kept
-//! (a 64-bit key and where its zone came from, each).
+//! (a 64-bit key and where its zone came from, each). The reading thread reports its progress
+//! to a [`ReadObserver`] once per chunk, never per row.
 
-use super::contact_columns::ColumnMap;
+use super::contact_columns::{ColumnMap, record_cells};
 use super::contact_zone::{ZoneCounts, ZoneSource, is_given, merge_takes};
 use super::file::ContactsFile;
 use super::ordered::{default_threads, ordered_map};
 use super::phone::Region;
+use super::progress::{NoProgress, ReadObserver, ReadProgress};
 use chrono_tz::Tz;
 use csv::ByteRecord;
 use serde::Serialize;
@@ -26,6 +28,7 @@ use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+pub use super::contact_columns::ContactReject;
 pub use super::phone::{NormalizedPhone, PhoneError, normalize_phone, parse_region};
 
 /// Rows (new rows + merges + rejects) per batch handed to the consumer.
@@ -129,7 +132,7 @@ impl ContactRow {
     }
 }
 
-/// A row that did not become a contact.
+/// A row that did not become an entry (the DNC reader's; contact rows are [`ContactReject`]s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reject {
     /// 1-based line in the CSV where the row starts (the header is line 1).
@@ -161,8 +164,10 @@ pub struct Batch {
     /// Duplicates of rows handed out in an earlier batch (several merged together when they
     /// share a number); merge each into the stored row with [`ContactRow::merge_from`].
     pub merges: Vec<ContactRow>,
-    /// Rows rejected in this batch.
-    pub rejects: Vec<Reject>,
+    /// Rows rejected in this batch, with their cells.
+    pub rejects: Vec<ContactReject>,
+    /// The file's header cells as read (see [`ReadSummary::header`]); on the first batch only.
+    pub header: Option<Vec<String>>,
 }
 
 impl Batch {
@@ -180,6 +185,9 @@ pub struct ReadSummary {
     pub sha256: String,
     /// Accepted contacts by where their zone came from.
     pub zones: ZoneCounts,
+    /// The header's cells as read, untrimmed (a UTF-8 BOM and a CRLF file's `\r` dropped): the
+    /// names of [`ContactReject::fields`].
+    pub header: Vec<String>,
 }
 
 /// File-level errors: the list cannot be read at all. Row problems are [`Reject`]s instead.
@@ -257,8 +265,8 @@ where
 /// One CSV record as read: the line it starts on and its fields.
 type RawRow = (u64, ByteRecord);
 /// One validated row: the line and the row, how many alternates it dropped and where its zone
-/// came from; or the reject reason.
-type CheckedRow = (u64, Result<(ContactRow, u64, ZoneSource), String>);
+/// came from; or the reject.
+type CheckedRow = Result<(ContactRow, u64, ZoneSource), ContactReject>;
 
 /// [`read_contacts`] with the work split as `opts` says: records are read on one thread,
 /// validated on `opts.threads`, and merged in file order on the calling thread, which also
@@ -267,9 +275,48 @@ type CheckedRow = (u64, Result<(ContactRow, u64, ZoneSource), String>);
 ///
 /// Errors: as [`read_contacts`]. A malformed CSV record (bad UTF-8 is a reject instead) ends
 /// the read with [`ContactsError::Csv`] after the batches before it.
-pub fn read_contacts_with<F>(
+pub fn read_contacts_with<F>(src: &ContactSource, opts: &ReadOptions, on_batch: F) -> Result<ReadSummary, ContactsError>
+where
+    F: FnMut(Batch) -> ControlFlow<()>,
+{
+    read_contacts_observed(src, opts, &NoProgress, on_batch)
+}
+
+/// [`read_contacts_with`] reporting to `observer`: [`ReadObserver::progress`] from the reading
+/// thread after each chunk of [`ReadOptions::chunk_rows`] records (bytes of the file read so
+/// far, its size, records read), and [`ReadObserver::finish`] once the read ends, whatever
+/// its result. What is read does not depend on the observer.
+///
+/// Errors: as [`read_contacts`].
+pub fn read_contacts_observed<F>(
     src: &ContactSource,
     opts: &ReadOptions,
+    observer: &dyn ReadObserver,
+    on_batch: F,
+) -> Result<ReadSummary, ContactsError>
+where
+    F: FnMut(Batch) -> ControlFlow<()>,
+{
+    let mut last = ReadProgress::default();
+    let read = read_observed(src, opts, observer, &mut last, on_batch);
+    // Before any line of ours, so that a progress bar is gone when it is written.
+    observer.finish(&last);
+    if let Ok(ReadSummary { zones, .. }) = &read
+        && zones.default > 0
+    {
+        tracing::info!(file = %src.path.display(), contacts = zones.default,
+            default_timezone = src.default_timezone.name(), from_column = zones.column,
+            from_number = zones.number,
+            "Contacts whose row and number give no time zone use the campaign's default_timezone.");
+    }
+    read
+}
+
+fn read_observed<F>(
+    src: &ContactSource,
+    opts: &ReadOptions,
+    observer: &dyn ReadObserver,
+    last_progress: &mut ReadProgress,
     mut on_batch: F,
 ) -> Result<ReadSummary, ContactsError>
 where
@@ -281,6 +328,7 @@ where
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
+    let total_bytes = file.metadata().ok().map(|m| m.len());
     // Records end at '\n' only, so a CRLF file's '\r' stays in the last field (cells are
     // trimmed) and csv's line counter matches the file's lines. Field counts are checked per
     // row so that a malformed row is reported as a reject.
@@ -298,12 +346,23 @@ where
         Err(e) => return Err(fatal(path, e, 1)),
     };
     let map = ColumnMap::resolve(src, &header)?;
+    let mut header_cells = record_cells(header.as_byte_record());
+    if let Some(first) = header_cells.first_mut()
+        && let Some(rest) = first.strip_prefix('\u{feff}')
+    {
+        *first = rest.to_string();
+    }
     let default_tz = src.default_timezone.name();
     let chunk_rows = opts.chunk_rows.max(1);
     let batch_rows = opts.batch_rows.max(1);
 
-    let produce = |send: &mut dyn FnMut(Vec<RawRow>) -> bool| -> Result<String, ContactsError> {
+    let produce = |send: &mut dyn FnMut(Vec<RawRow>) -> bool| -> Result<(String, ReadProgress), ContactsError> {
         let mut chunk = Vec::with_capacity(chunk_rows);
+        let mut progress = ReadProgress {
+            bytes: 0,
+            total_bytes,
+            rows: 0,
+        };
         loop {
             let mut raw = ByteRecord::new();
             match rdr.read_byte_record(&mut raw) {
@@ -318,26 +377,36 @@ where
                 continue; // a blank line ("\r" alone in a CRLF file)
             }
             chunk.push((start_line(&raw, rdr.position().line()), raw));
-            if chunk.len() >= chunk_rows && !send(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows))) {
-                return Err(ContactsError::Stopped { path: path.clone() });
+            if chunk.len() >= chunk_rows {
+                progress.rows += chunk.len() as u64;
+                progress.bytes = rdr.position().byte();
+                observer.progress(&progress);
+                if !send(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows))) {
+                    return Err(ContactsError::Stopped { path: path.clone() });
+                }
             }
         }
+        progress.rows += chunk.len() as u64;
+        progress.bytes = rdr.position().byte();
         if !chunk.is_empty() && !send(chunk) {
             return Err(ContactsError::Stopped { path: path.clone() });
         }
-        Ok(hex(&rdr.into_inner().hasher.finalize()))
+        Ok((hex(&rdr.into_inner().hasher.finalize()), progress))
     };
     let work = |chunk: Vec<RawRow>| -> Vec<CheckedRow> {
         chunk
             .into_iter()
-            .map(|(line, raw)| (line, map.check(raw, header.len(), line, src.default_region, default_tz)))
+            .map(|(line, raw)| map.check(raw, header.len(), line, src.default_region, default_tz))
             .collect()
     };
     let consume = |checked: &mut dyn Iterator<Item = Vec<CheckedRow>>| {
         let mut stats = ImportStats::default();
         let mut dedupe = Dedupe::default();
-        let mut batch = Batch::default();
-        for (line, result) in checked.flatten() {
+        let mut batch = Batch {
+            header: Some(header_cells.clone()),
+            ..Batch::default()
+        };
+        for result in checked.flatten() {
             stats.rows += 1;
             match result {
                 Ok((row, dropped, source)) => {
@@ -348,9 +417,9 @@ where
                         stats.duplicates += 1;
                     }
                 }
-                Err(reason) => {
+                Err(reject) => {
                     stats.rejected += 1;
-                    batch.rejects.push(Reject { line, reason });
+                    batch.rejects.push(reject);
                 }
             }
             if batch.len() >= batch_rows {
@@ -365,31 +434,42 @@ where
     let (read, consumed) = ordered_map(opts.threads, produce, work, consume);
     // The consumer's error first: when it stopped, the reader only saw its channel close.
     let (stats, zones, last) = consumed?;
-    let sha256 = read?;
+    let (sha256, progress) = read?;
+    *last_progress = progress;
     if last.len() > 0 && on_batch(last).is_break() {
         return Err(ContactsError::Stopped { path: path.clone() });
     }
-    if zones.default > 0 {
-        tracing::info!(file = %path.display(), contacts = zones.default, default_timezone = default_tz,
-            from_column = zones.column, from_number = zones.number,
-            "Contacts whose row and number give no time zone use the campaign's default_timezone.");
-    }
-    Ok(ReadSummary { stats, sha256, zones })
+    Ok(ReadSummary {
+        stats,
+        sha256,
+        zones,
+        header: header_cells,
+    })
 }
 
 /// Convenience for `dialerd check`: reads and counts without a database, keeping the rejects.
 ///
 /// Errors: as [`read_contacts`].
-pub fn check_contacts(src: &ContactSource) -> Result<(ImportStats, Vec<Reject>), ContactsError> {
+pub fn check_contacts(src: &ContactSource) -> Result<(ImportStats, Vec<ContactReject>), ContactsError> {
     check_contacts_summary(src).map(|(summary, rejects)| (summary.stats, rejects))
 }
 
-/// [`check_contacts`] with the whole [`ReadSummary`] (zone sources, SHA-256).
+/// [`check_contacts`] with the whole [`ReadSummary`] (zone sources, SHA-256, header).
 ///
 /// Errors: as [`read_contacts`].
-pub fn check_contacts_summary(src: &ContactSource) -> Result<(ReadSummary, Vec<Reject>), ContactsError> {
+pub fn check_contacts_summary(src: &ContactSource) -> Result<(ReadSummary, Vec<ContactReject>), ContactsError> {
+    check_contacts_observed(src, &NoProgress)
+}
+
+/// [`check_contacts_summary`] reporting to `observer` (see [`read_contacts_observed`]).
+///
+/// Errors: as [`read_contacts`].
+pub fn check_contacts_observed(
+    src: &ContactSource,
+    observer: &dyn ReadObserver,
+) -> Result<(ReadSummary, Vec<ContactReject>), ContactsError> {
     let mut rejects = Vec::new();
-    let summary = read_contacts(src, BATCH_ROWS, |b| {
+    let summary = read_contacts_observed(src, &ReadOptions::default(), observer, |b| {
         rejects.extend(b.rejects);
         ControlFlow::Continue(())
     })?;

@@ -11,6 +11,8 @@ pub mod file;
 pub mod livekit_file;
 pub mod ordered;
 pub mod phone;
+pub mod progress;
+pub mod rejects;
 pub mod template;
 pub mod twilio_file;
 pub mod validate;

@@ -1,16 +1,20 @@
 //! Contact import into the store: the CSV is read on a blocking thread and handed over in
 //! batches through a bounded channel; each batch is written in one transaction with multi-row
-//! upserts that never reset dialing progress. Stats and rejects are recorded per import.
+//! upserts that never reset dialing progress. Stats and rejects (with their cells and the
+//! file's header, for `dialerd rejects`) are recorded per import.
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::campaign::contacts::{
-    Batch, ContactRow, ContactSource, ContactsError, ImportStats, ReadOptions, Reject, file_sha256, read_contacts_with,
+    Batch, ContactReject, ContactRow, ContactSource, ContactsError, ImportStats, ReadOptions, file_sha256,
+    read_contacts_observed,
 };
 use crate::campaign::phone::{LIBPHONENUMBER_METADATA, region_code};
+use crate::campaign::progress::{NoProgress, ReadObserver, StderrProgress};
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 /// Rows per multi-row INSERT statement (12 bound values each).
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -88,7 +92,9 @@ impl Store {
     /// match the last import ([`ImportOutcome::Unchanged`]); else streams rows into upserts
     /// (about 10k rows per transaction), replaces the campaign's rejects and records the stats.
     /// New contacts start `pending`; existing ones keep their progress; contacts missing from
-    /// the file are left as they are. The campaign row must exist.
+    /// the file are left as they are. The campaign row must exist. A long read shows its
+    /// progress on stderr ([`StderrProgress`]: a bar on a terminal, else a log line every few
+    /// seconds).
     ///
     /// Errors: [`ImportError::Contacts`] for a file-level problem (nothing written),
     /// [`ImportError::Store`] when the database fails part way.
@@ -98,12 +104,13 @@ impl Store {
         src: &ContactSource,
         now: DateTime<Utc>,
     ) -> Result<ImportOutcome, ImportError> {
-        self.import_contacts_with(campaign_id, src, now, &ReadOptions::default())
+        let progress = Arc::new(StderrProgress::new(format!("contacts of {campaign_id}")));
+        self.import_contacts_observed(campaign_id, src, now, &ReadOptions::default(), progress)
             .await
     }
 
     /// [`Store::import_contacts`] with the reader's work split as `opts` says (threads, chunk
-    /// and batch sizes). What is stored does not depend on `opts`.
+    /// and batch sizes), showing no progress. What is stored does not depend on `opts`.
     ///
     /// Errors: as [`Store::import_contacts`].
     pub async fn import_contacts_with(
@@ -112,6 +119,23 @@ impl Store {
         src: &ContactSource,
         now: DateTime<Utc>,
         opts: &ReadOptions,
+    ) -> Result<ImportOutcome, ImportError> {
+        self.import_contacts_observed(campaign_id, src, now, opts, Arc::new(NoProgress))
+            .await
+    }
+
+    /// [`Store::import_contacts_with`] reporting the read's progress to `observer` (once per
+    /// chunk of rows, from the reading thread; the read runs at the writer's pace, so the
+    /// bytes read tell how far the import is). An unchanged file reports nothing.
+    ///
+    /// Errors: as [`Store::import_contacts`].
+    pub async fn import_contacts_observed(
+        &self,
+        campaign_id: &str,
+        src: &ContactSource,
+        now: DateTime<Utc>,
+        opts: &ReadOptions,
+        observer: Arc<dyn ReadObserver>,
     ) -> Result<ImportOutcome, ImportError> {
         let column_map = column_map(src);
         let path = src.path.clone();
@@ -129,7 +153,7 @@ impl Store {
         let reader_src = src.clone();
         let opts = *opts;
         let reader = tokio::task::spawn_blocking(move || {
-            read_contacts_with(&reader_src, &opts, |b| match tx.blocking_send(b) {
+            read_contacts_observed(&reader_src, &opts, &*observer, |b| match tx.blocking_send(b) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),
             })
@@ -173,7 +197,7 @@ impl Store {
 
         let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
         if !cleared {
-            clear_rejects(&mut tx, campaign_id).await?;
+            clear_rejects(&mut tx, campaign_id, &summary.header).await?;
         }
         let s = &summary.stats;
         sqlx::query(
@@ -232,24 +256,79 @@ impl Store {
         }))
     }
 
-    /// The first `limit` rejected rows of the campaign's last import, by line.
+    /// The first `limit` rejected rows of the campaign's last import, by line, with their cells.
     ///
-    /// Errors: [`StoreError::Query`].
-    pub async fn import_rejects(&self, campaign_id: &str, limit: u32) -> Result<Vec<Reject>, StoreError> {
-        let rows = sqlx::query("SELECT line, reason FROM import_rejects WHERE campaign_id = ? ORDER BY line LIMIT ?")
-            .bind(campaign_id)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
+    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for cells that do not decode.
+    pub async fn import_rejects(&self, campaign_id: &str, limit: u32) -> Result<Vec<ContactReject>, StoreError> {
+        self.import_rejects_after(campaign_id, 0, limit).await
+    }
+
+    /// Up to `limit` rejected rows of the campaign's last import whose line is after
+    /// `after_line`, by line: page through all of them by passing the last line seen. A row
+    /// stored before cells were kept (migration 0011) has no `column` and no `fields`.
+    ///
+    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for cells that do not decode.
+    pub async fn import_rejects_after(
+        &self,
+        campaign_id: &str,
+        after_line: u64,
+        limit: u32,
+    ) -> Result<Vec<ContactReject>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT line, reason, column_index, fields FROM import_rejects WHERE campaign_id = ? AND line > ? \
+             ORDER BY line LIMIT ?",
+        )
+        .bind(campaign_id)
+        .bind(db_int(after_line))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
         rows.iter()
             .map(|r| {
                 let line: i64 = r.try_get("line")?;
-                Ok(Reject {
+                let column: Option<i64> = r.try_get("column_index")?;
+                let fields: Option<String> = r.try_get("fields")?;
+                Ok(ContactReject {
                     line: u64::try_from(line).unwrap_or(0),
                     reason: r.try_get("reason")?,
+                    column: column.and_then(|c| usize::try_from(c).ok()),
+                    fields: match fields {
+                        Some(f) => serde_json::from_str(&f)
+                            .map_err(|e| StoreError::Corrupt(format!("import_rejects.fields at line {line}: {e}")))?,
+                        None => Vec::new(),
+                    },
                 })
             })
             .collect()
+    }
+
+    /// The header cells of the file whose rejects are stored for the campaign (the names of
+    /// [`ContactReject::fields`]); `None` when none was stored (no import since migration 0011).
+    ///
+    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for a header that does not decode.
+    pub async fn import_reject_header(&self, campaign_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let header: Option<String> =
+            sqlx::query_scalar("SELECT header FROM import_reject_headers WHERE campaign_id = ?")
+                .bind(campaign_id)
+                .fetch_optional(self.reader())
+                .await?;
+        header
+            .map(|h| serde_json::from_str(&h).map_err(|e| StoreError::Corrupt(format!("import_reject_headers: {e}"))))
+            .transpose()
+    }
+
+    /// The most cells any stored reject of the campaign has (0 when none has any): a malformed
+    /// row may have more than the header.
+    ///
+    /// Errors: [`StoreError::Query`].
+    pub async fn import_rejects_widest(&self, campaign_id: &str) -> Result<usize, StoreError> {
+        let widest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(json_array_length(fields)) FROM import_rejects WHERE campaign_id = ? AND fields IS NOT NULL",
+        )
+        .bind(campaign_id)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(widest.and_then(|w| usize::try_from(w).ok()).unwrap_or(0))
     }
 }
 
@@ -264,14 +343,22 @@ async fn write_batch(
 ) -> Result<(), StoreError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     if clear {
-        clear_rejects(&mut tx, campaign_id).await?;
+        clear_rejects(&mut tx, campaign_id, batch.header.as_deref().unwrap_or_default()).await?;
     }
     for chunk in batch.rejects.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT OR REPLACE INTO import_rejects (campaign_id, line, reason) ");
-        qb.push_values(chunk, |mut b, r| {
+        let cells = chunk
+            .iter()
+            .map(|r| to_json(&r.fields))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT OR REPLACE INTO import_rejects (campaign_id, line, reason, column_index, fields) ",
+        );
+        qb.push_values(chunk.iter().zip(cells), |mut b, (r, cells)| {
             b.push_bind(campaign_id)
                 .push_bind(db_int(r.line))
-                .push_bind(r.reason.as_str());
+                .push_bind(r.reason.as_str())
+                .push_bind(r.column.map(|c| db_int(c as u64)))
+                .push_bind(cells);
         });
         qb.build().execute(&mut *tx).await?;
     }
@@ -284,11 +371,20 @@ async fn write_batch(
     Ok(())
 }
 
-async fn clear_rejects(conn: &mut SqliteConnection, campaign_id: &str) -> Result<(), StoreError> {
+/// Drops the campaign's rejects and records `header` as the names of the cells of those that follow.
+async fn clear_rejects(conn: &mut SqliteConnection, campaign_id: &str, header: &[String]) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM import_rejects WHERE campaign_id = ?")
         .bind(campaign_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "INSERT INTO import_reject_headers (campaign_id, header) VALUES (?, ?) \
+         ON CONFLICT (campaign_id) DO UPDATE SET header = excluded.header",
+    )
+    .bind(campaign_id)
+    .bind(to_json(&header)?)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
