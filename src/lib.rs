@@ -21,4 +21,5 @@ pub mod engine;
 pub mod settings;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod trunk;

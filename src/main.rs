@@ -4,12 +4,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use dialerd::campaign::check::check_file;
 use dialerd::settings::{LogFormat, Settings};
-use dialerd::store::{DncScope, Store};
+use dialerd::store::{CampaignControl, DncScope, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
+mod control_cmd;
 mod wiring;
 
 /// `dialerd --version`: the release and the libphonenumber metadata that reads every number.
@@ -123,6 +124,12 @@ enum Command {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Pause CAMPAIGN: no new dial after this returns; calls in flight end. Survives restarts.
+    Pause(control_cmd::ControlArgs),
+    /// Resume a paused CAMPAIGN where it stopped.
+    Resume(control_cmd::ControlArgs),
+    /// Cancel CAMPAIGN for good: never dialled again; its contacts keep their history.
+    Cancel(control_cmd::ControlArgs),
     /// Show each campaign's contacts by status, attempts by outcome, calls in flight and rejected rows.
     Status {
         /// Database URL.
@@ -309,6 +316,9 @@ fn run_cli() -> Result<ExitCode> {
         .context("starting the tokio runtime")?;
     match cli.command {
         Command::Check { files, json, rejects } => Ok(check(&files, json, rejects.as_deref())),
+        Command::Pause(a) => rt.block_on(control_cmd::run(a, CampaignControl::Paused, &settings.database_url)),
+        Command::Resume(a) => rt.block_on(control_cmd::run(a, CampaignControl::Running, &settings.database_url)),
+        Command::Cancel(a) => rt.block_on(control_cmd::run(a, CampaignControl::Cancelled, &settings.database_url)),
         Command::Rejects { campaign, database } => rt.block_on(async {
             let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
             let out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -272,6 +272,55 @@ pub struct ApiSettings {
     /// Bearer token of the voice agent's events API (`POST /v1/calls/{call_id}/events`;
     /// `DIALERD__API__AGENT_TOKEN`). Unset: that route answers 503.
     pub agent_token: Option<Secret>,
+    /// Bearer tokens of the operator API (`/v1/campaigns…`, `/metrics`), each named and scoped.
+    pub tokens: Vec<ApiToken>,
+    /// One `read`-scoped token named `read` (`DIALERD__API__READ_TOKEN`), beside `tokens`.
+    pub read_token: Option<Secret>,
+    /// One `control`-scoped token named `control` (`DIALERD__API__CONTROL_TOKEN`), beside `tokens`.
+    pub control_token: Option<Secret>,
+}
+
+/// What an operator API token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// `GET` routes: campaigns, conversations, metrics.
+    Read,
+    /// Everything `read` may, and pause, resume and cancel campaigns.
+    Control,
+}
+
+/// One operator API token (`[[api.tokens]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it; logged and recorded with what it changes (`api:<name>`), never the token.
+    pub name: String,
+    /// The bearer token.
+    pub token: Secret,
+    /// What it may do.
+    pub scope: TokenScope,
+}
+
+impl ApiSettings {
+    /// Every configured operator token: `tokens`, then `read_token` and `control_token`; empty
+    /// tokens are left out, so none ever matches an empty `Bearer`.
+    pub fn operator_tokens(&self) -> Vec<ApiToken> {
+        let shortcut = |name: &str, t: &Option<Secret>, scope| {
+            t.clone().map(|token| ApiToken {
+                name: name.to_string(),
+                token,
+                scope,
+            })
+        };
+        self.tokens
+            .iter()
+            .cloned()
+            .chain(shortcut("read", &self.read_token, TokenScope::Read))
+            .chain(shortcut("control", &self.control_token, TokenScope::Control))
+            .filter(|t| !t.token.expose().is_empty())
+            .collect()
+    }
 }
 
 impl Default for ApiSettings {
@@ -281,6 +330,9 @@ impl Default for ApiSettings {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             agent_token: None,
+            tokens: Vec::new(),
+            read_token: None,
+            control_token: None,
         }
     }
 }

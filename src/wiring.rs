@@ -56,17 +56,37 @@ pub async fn run(settings: Settings, flags: RunFlags) -> Result<ExitCode> {
     let hub = Arc::new(dialerd::trunk::twilio::TwilioHub::new());
     let livekit_hub = Arc::new(dialerd::trunk::livekit::LivekitHub::new());
     let agents = Arc::new(dialerd::engine::agent_hub::AgentHub::new());
+    let metrics = dialerd::telemetry::install()
+        .inspect_err(|e| tracing::error!(error = %e, "Metrics recorder not installed: GET /metrics answers 503."))
+        .ok();
+    let beats = dialerd::engine::service::Heartbeats::new();
+    let (requests, rx) = mpsc::channel(16);
+    let tokens = settings.api.operator_tokens();
+    if tokens.is_empty() {
+        tracing::warn!(
+            "No operator API token ([api] read_token, control_token or tokens): /v1/campaigns and /metrics answer 401."
+        );
+    }
+    let operator = dialerd::api::operator::OperatorSurface {
+        store: store.clone(),
+        tokens,
+        requests: Some(requests.clone()),
+        beats: beats.clone(),
+        wedge_limit: dialerd::engine::service::wedge_limit(sd_notify::watchdog_enabled()),
+        metrics,
+    };
     let api = dialerd::api::start(
         &settings,
         Arc::clone(&hub),
         Arc::clone(&livekit_hub),
         Arc::clone(&agents),
+        Some(operator),
     )
     .await
     .inspect_err(|e| tracing::error!(error = %e, "HTTP listener not started: no health checks or trunk callbacks."))
     .ok();
-    let (requests, rx) = mpsc::channel(4);
     let mut daemon = Daemon::new(store, opts)
+        .with_heartbeats(beats)
         .with_pipeline(Arc::new(pipeline))
         .with_agent_hub(agents)
         .with_requests(rx);

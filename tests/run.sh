@@ -91,4 +91,9 @@ else
     echo "tests/run.sh: could not install Python twilio; the signature oracle test will skip" >&2
 fi
 
+# Python `prometheus_client`'s parser reads GET /metrics in tests/operator_api.rs (pinned).
+python3 -c "import prometheus_client" 2>/dev/null || python3 -m pip install --quiet "prometheus_client==0.26.0" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "prometheus_client==0.26.0" \
+    || echo "tests/run.sh: could not install prometheus_client; the metrics test will fail" >&2
+
 cargo test --no-fail-fast "$@"

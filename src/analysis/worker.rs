@@ -131,7 +131,8 @@ async fn run_one(p: Arc<Pipeline>, job: Job, warned: Warned) {
     let started = Instant::now();
     let started_at = Utc::now();
     let result = execute(&p, &job).await;
-    let latency_ms = started.elapsed().as_millis() as i64;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_millis() as i64;
     if job.kind != "analyze" {
         let log = DeliveryLog {
             job_id: job.id,
@@ -185,6 +186,15 @@ async fn run_one(p: Arc<Pipeline>, job: Job, warned: Warned) {
             JobResult::Dead { error: e.to_string() }
         }
     };
+    let result = match &outcome {
+        JobResult::Done => "done",
+        JobResult::Retry { .. } => "retry",
+        JobResult::Defer { .. } => "deferred",
+        JobResult::Dead { .. } => "dead",
+    };
+    if job.kind != "analyze" {
+        crate::telemetry::delivery(&job.kind, result, elapsed.as_secs_f64());
+    }
     if let Err(e) = p.store.finish_job(job.id, &outcome, &follow_on, now).await {
         error!(job = job.id, error = %e, "Cannot record the job result; it runs again at next start.");
     }

@@ -2,7 +2,7 @@
 //! bearer-token check (RFC 6750 `Authorization: Bearer <token>`). Nothing here logs a token.
 
 use super::error::ApiError;
-use crate::settings::Secret;
+use crate::settings::{ApiToken, Secret, TokenScope};
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
@@ -33,10 +33,83 @@ pub fn require_bearer(headers: &HeaderMap, expected: Option<&Secret>) -> Result<
     }
 }
 
+/// Checks `Authorization: Bearer <token>` against every operator token (each compared in
+/// constant time, all of them every time) and returns the matching token's name.
+///
+/// Errors: [`ApiError::Unauthorized`] when the header is missing, not a bearer token, or matches
+/// no token (logged without the token); [`ApiError::Forbidden`] when it matches a token whose
+/// scope is below `need` (a `read` token asking to pause).
+pub fn authorize<'t>(headers: &HeaderMap, tokens: &'t [ApiToken], need: TokenScope) -> Result<&'t str, ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(given) = given else {
+        tracing::warn!(error = "missing or malformed bearer token", "API request refused: 401.");
+        return Err(ApiError::Unauthorized);
+    };
+    let mut found: Option<&ApiToken> = None;
+    for t in tokens {
+        if constant_time_eq(given.as_bytes(), t.token.expose().as_bytes()) && found.is_none() {
+            found = Some(t);
+        }
+    }
+    match found {
+        None => {
+            tracing::warn!(error = "unknown bearer token", "API request refused: 401.");
+            Err(ApiError::Unauthorized)
+        }
+        Some(t) if t.scope < need => {
+            tracing::warn!(token = %t.name, error = "token scope too narrow", "API request refused: 403.");
+            Err(ApiError::Forbidden(
+                "this token is read-only; a control token is needed",
+            ))
+        }
+        Some(t) => Ok(&t.name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn operator_tokens_are_matched_by_value_and_held_to_their_scope() {
+        let tokens = vec![
+            ApiToken {
+                name: "grafana".into(),
+                token: Secret::new("r-token"),
+                scope: TokenScope::Read,
+            },
+            ApiToken {
+                name: "ops".into(),
+                token: Secret::new("c-token"),
+                scope: TokenScope::Control,
+            },
+        ];
+        let h = with_auth("Bearer r-token");
+        assert_eq!(authorize(&h, &tokens, TokenScope::Read).unwrap(), "grafana");
+        assert!(matches!(
+            authorize(&h, &tokens, TokenScope::Control),
+            Err(ApiError::Forbidden(_))
+        ));
+        let h = with_auth("Bearer c-token");
+        assert_eq!(authorize(&h, &tokens, TokenScope::Read).unwrap(), "ops");
+        assert_eq!(authorize(&h, &tokens, TokenScope::Control).unwrap(), "ops");
+        for bad in ["Bearer x", "Bearer ", "Basic c-token", "c-token"] {
+            assert!(matches!(
+                authorize(&with_auth(bad), &tokens, TokenScope::Read),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+        assert!(matches!(
+            authorize(&HeaderMap::new(), &[], TokenScope::Read),
+            Err(ApiError::Unauthorized)
+        ));
+    }
 
     fn with_auth(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -1,17 +1,22 @@
 //! The daemon's HTTP listener (axum): one module per surface, each adding its routes to the one
 //! router built here, with shared limits and errors. Surfaces: [`health`] (`GET /healthz`),
 //! [`twilio`] (Twilio's status and AMD callbacks), [`livekit`] (LiveKit's webhooks) and
-//! [`agent`] (the voice agent's events and the OpenAPI document). Every request is held to `[api]
+//! [`agent`] (the voice agent's events and the OpenAPI document), [`campaigns`] (status and
+//! pause / resume / cancel), [`metrics`] (Prometheus) and `GET /readyz`; [`operator`] holds
+//! what the operator surfaces share and their scoped bearer tokens. Every request is held to `[api]
 //! max_body_bytes` (413) and `request_timeout` (408); every refusal is an [`ApiError`] answered
 //! as JSON, including the bare statuses of lower layers (unknown route, body limit, timeout).
 //! A refused request is answered before anything reaches a campaign.
 
 pub mod agent;
 pub mod auth;
+pub mod campaigns;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod livekit;
+pub mod metrics;
+pub mod operator;
 pub mod twilio;
 
 pub use error::ApiError;
@@ -39,6 +44,8 @@ pub struct ApiState {
     pub livekit: Option<livekit::LivekitSurface>,
     /// The voice agent's events surface; `None`: its events route answers 503.
     pub agents: Option<agent::AgentSurface>,
+    /// The operator surfaces (campaigns, metrics, readiness); `None`: they answer 503.
+    pub operator: Option<operator::OperatorSurface>,
 }
 
 impl ApiState {
@@ -49,6 +56,7 @@ impl ApiState {
             twilio: None,
             livekit: None,
             agents: None,
+            operator: None,
         }
     }
 }
@@ -60,6 +68,8 @@ pub fn router(state: Arc<ApiState>, limits: &ApiSettings) -> Router {
         .merge(twilio::routes())
         .merge(livekit::routes())
         .merge(agent::routes())
+        .merge(campaigns::routes())
+        .merge(metrics::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -176,6 +186,7 @@ pub async fn start(
     hub: Arc<crate::trunk::twilio::TwilioHub>,
     livekit: Arc<crate::trunk::livekit::LivekitHub>,
     agents: Arc<crate::engine::agent_hub::AgentHub>,
+    operator: Option<operator::OperatorSurface>,
 ) -> Result<RunningListener, ServeError> {
     let listener = Listener::bind(settings.listen).await?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
@@ -202,13 +213,15 @@ pub async fn start(
     let token = settings.api.agent_token.clone().filter(|t| !t.expose().is_empty());
     let agent_events = token.is_some();
     state.agents = Some(agent::AgentSurface { token, hub: agents });
+    let operator_tokens = operator.as_ref().map_or(0, |o| o.tokens.len());
+    state.operator = operator;
     let state = Arc::new(state);
     let app = router(Arc::clone(&state), &settings.api);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(listener.serve(app, async move {
         let _ = stopped.await;
     }));
-    tracing::info!(listen = %addr, public_url = %state.public_url, twilio_callbacks, livekit_webhooks, agent_events, "HTTP listener started.");
+    tracing::info!(listen = %addr, public_url = %state.public_url, twilio_callbacks, livekit_webhooks, agent_events, operator_tokens, "HTTP listener started.");
     Ok(RunningListener {
         addr,
         public_url: state.public_url.clone(),

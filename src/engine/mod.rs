@@ -57,6 +57,14 @@ pub enum Request {
     /// SIGHUP / `ExecReload=`: apply these options (re-read from the settings file) and rescan the
     /// campaign folder, keeping calls in flight.
     Reload(Box<RunOptions>),
+    /// The operator's control of `campaign` changed and is already stored (the API): tell its
+    /// runner now rather than at the next rescan.
+    Control {
+        /// The campaign id.
+        campaign: String,
+        /// What is stored now.
+        record: crate::store::ControlRecord,
+    },
 }
 
 /// How the daemon runs.
@@ -78,6 +86,8 @@ struct Running {
     join: JoinHandle<()>,
     fingerprint: Fingerprint,
     contacts: (PathBuf, Fingerprint),
+    /// The operator's control last sent to the runner (it reads the stored one at start).
+    operator: Option<crate::store::CampaignControl>,
 }
 
 pub(crate) fn log_import(c: &Campaign, outcome: &ImportOutcome) {
@@ -187,6 +197,12 @@ impl Daemon {
         }
     }
 
+    /// Shares `beats` (the watchdog's heartbeats and the loaded flag) with `GET /readyz`.
+    pub fn with_heartbeats(mut self, beats: service::Heartbeats) -> Daemon {
+        self.beats = beats;
+        self
+    }
+
     /// Takes [`Request`]s (reloads) from `requests` while running.
     pub fn with_requests(mut self, requests: mpsc::Receiver<Request>) -> Daemon {
         self.requests = Some(requests);
@@ -240,6 +256,7 @@ impl Daemon {
         let beat_every = self.beat_every();
         self.rescan().await.map_err(|e| folder_err(e.to_string()))?;
         self.publish_status().await;
+        self.beats.set_loaded();
         self.notifier.ready();
         info!(
             campaigns = self.running.len(),
@@ -283,6 +300,7 @@ impl Daemon {
                         info!(campaigns = self.running.len(), "Reloaded: settings re-read and campaign folder rescanned; calls in flight kept.");
                         self.notifier.ready();
                     }
+                    Request::Control { campaign, record } => self.send_control(&campaign, record).await,
                 },
                 _ = poll.tick() => self.rescan_logged().await,
                 _ = status.tick() => self.publish_status().await,
@@ -420,6 +438,7 @@ impl Daemon {
             }
         }
         self.refused.retain(|id, _| files.contains_key(id));
+        self.poll_controls().await;
         for (id, (path, fp)) in files {
             let contacts_changed = self
                 .running
@@ -493,7 +512,40 @@ impl Daemon {
                 join,
                 fingerprint,
                 contacts,
+                operator: None,
             },
         );
+    }
+
+    /// Sends `record` to `campaign`'s runner, if it runs.
+    async fn send_control(&mut self, campaign: &str, record: crate::store::ControlRecord) {
+        if let Some(r) = self.running.get_mut(campaign) {
+            r.operator = Some(record.control);
+            let _ = r.control.send(Control::Operator(record)).await;
+        }
+    }
+
+    /// Reads every campaign's control (one query) and tells the runners whose control changed,
+    /// so `dialerd pause` from another process reaches a runner within a poll interval; the
+    /// claim refuses every contact of a paused campaign from the moment the change commits.
+    async fn poll_controls(&mut self) {
+        let controls = match self.store.campaign_controls().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "Cannot read the campaigns' control; retrying on the next scan.");
+                return;
+            }
+        };
+        for (id, control) in controls {
+            let Some(r) = self.running.get(&id) else { continue };
+            if r.operator == Some(control) {
+                continue;
+            }
+            match self.store.campaign_control(&id).await {
+                Ok(Some(record)) => self.send_control(&id, record).await,
+                Ok(None) => {}
+                Err(e) => warn!(campaign = %id, error = %e, "Cannot read the campaign's control."),
+            }
+        }
     }
 }

@@ -21,6 +21,8 @@ pub enum Control {
     Reload(Box<Campaign>),
     /// The campaign file was removed or became invalid: stop dialing, delete nothing.
     Pause,
+    /// The operator's control changed (`dialerd pause|resume|cancel`, the API), already stored.
+    Operator(crate::store::ControlRecord),
     /// Stop dialing, let calls in flight end within the grace period, then exit.
     Shutdown,
 }
@@ -59,6 +61,8 @@ pub(crate) struct Runner {
     started: Instant,
     call_ids: HashMap<ContactId, String>,
     paused: bool,
+    /// The operator's control, as last read from the store or sent by the daemon.
+    operator: crate::store::CampaignControl,
     stop_by: Option<Instant>,
     grace: Duration,
     announced_sleep: Option<DateTime<Utc>>,
@@ -89,10 +93,13 @@ pub(crate) struct Runner {
     heartbeat: Option<super::service::Heartbeat>,
     /// The longest the loop waits without a step while a heartbeat is watched.
     beat_every: Duration,
+    /// The slot counts last exported as metrics.
+    last_slots: Option<crate::core::SlotCounts>,
 }
 
 mod agent;
 mod compliance;
+mod control;
 mod dialing;
 mod recovery;
 mod writes;
@@ -123,6 +130,7 @@ impl Runner {
             status,
             call_ids: HashMap::new(),
             paused: false,
+            operator: crate::store::CampaignControl::Running,
             stop_by: None,
             grace,
             announced_sleep: None,
@@ -136,6 +144,7 @@ impl Runner {
             agents: None,
             heartbeat: None,
             beat_every: MAX_SLEEP,
+            last_slots: None,
         }
     }
 
@@ -197,6 +206,7 @@ impl Runner {
                 msg = self.control.recv() => match msg {
                     Some(Control::Reload(c)) => self.reload(*c).await,
                     Some(Control::Pause) => self.pause().await,
+                    Some(Control::Operator(rec)) => self.on_operator(rec),
                     Some(Control::Shutdown) | None => self.begin_shutdown(),
                 },
                 _ = tokio::time::sleep_until(wake) => timer_fired = true,
@@ -240,20 +250,25 @@ impl Runner {
         });
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let in_flight = self.dialer.in_flight();
-        let idle = in_flight == 0 && (self.no_work || self.paused);
+        let idle = in_flight == 0 && (self.no_work || self.dialing_stopped());
         self.status.send_if_modified(|s| {
             let new = RunnerStatus {
                 in_flight,
                 idle,
-                paused: self.paused,
+                paused: self.dialing_stopped(),
                 exited: false,
             };
             let changed = *s != new;
             *s = new;
             changed
         });
+        let c = self.dialer.counts();
+        if self.last_slots != Some(c) {
+            self.last_slots = Some(c);
+            crate::telemetry::slots(&self.campaign.id, in_flight, c.talking, c.slots, c.dial_ratio());
+        }
     }
 
     async fn prepare(&mut self) -> Result<(), super::EngineError> {
@@ -262,6 +277,7 @@ impl Runner {
         self.store
             .activate_campaign(&c.id, &c.name, &c.path.display().to_string(), now)
             .await?;
+        self.read_operator().await?;
         self.import().await?;
         self.refresh_dnc_list().await?;
         if !self.history_loaded {
@@ -390,7 +406,15 @@ impl Runner {
                 d => self.execute(d, &ev.call_id, now).await,
             }
         }
-        if let CallEvent::Answered(_) = ev.event {
+        if let CallEvent::Answered(kind) = ev.event {
+            crate::telemetry::answer(
+                &self.campaign.id,
+                match kind {
+                    crate::core::AnswerKind::Human => "human",
+                    crate::core::AnswerKind::Machine => "machine",
+                    crate::core::AnswerKind::Unknown => "unknown",
+                },
+            );
             self.writes.push(CallWrite::Answered(key, ev.at));
         }
     }

@@ -7,7 +7,7 @@
 
 use sd_notify::NotifyState;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,11 +37,13 @@ impl Heartbeat {
     }
 }
 
-/// The heartbeats of the daemon loop and every campaign runner, by name.
+/// The heartbeats of the daemon loop and every campaign runner, by name, and whether the
+/// daemon has loaded its campaigns (`READY=1`, `GET /readyz`).
 #[derive(Clone, Debug)]
 pub struct Heartbeats {
     origin: Instant,
     beats: Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
+    loaded: Arc<AtomicBool>,
 }
 
 impl Default for Heartbeats {
@@ -56,7 +58,18 @@ impl Heartbeats {
         Heartbeats {
             origin: Instant::now(),
             beats: Arc::default(),
+            loaded: Arc::default(),
         }
+    }
+
+    /// Records that the daemon's first folder scan is done: every valid campaign has a runner.
+    pub fn set_loaded(&self) {
+        self.loaded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Heartbeats::set_loaded`] was called.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
     }
 
     /// A heartbeat for `name` (replacing an earlier one of the same name), beaten now.
@@ -180,6 +193,12 @@ pub fn spawn_watchdog(beats: Heartbeats, watchdog: Duration) -> tokio::task::Joi
             }
         }
     })
+}
+
+/// How old a heartbeat may be before `GET /readyz` calls its task wedged: half of
+/// `WatchdogSec=` (as the watchdog), else 90 s (runners beat at least every 30 s).
+pub fn wedge_limit(watchdog: Option<Duration>) -> Duration {
+    watchdog.map_or(Duration::from_secs(90), |w| w / 2)
 }
 
 /// The `STATUS=` line: campaigns running, calls in flight, outbox depth.

@@ -36,7 +36,8 @@ pub(super) const RECENT_HOURS: i64 = 50;
 const CLAIM_SQL: &str = "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
     WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND next_attempt_at <= ? AND attempts = ?
     AND attempts < ?
-    AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))";
+    AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))
+    AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = contacts.campaign_id AND c.control = 'running')";
 /// The attempt row of a claim, state `dialing`.
 const INSERT_ATTEMPT_SQL: &str =
     "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at)
@@ -149,7 +150,8 @@ impl Store {
     /// Claims contacts for dialing in one transaction, before any dial: each contact still
     /// dialable with exactly `key.attempt − 1` attempts, and whose number is on no DNC list, moves to `in_progress` with its attempt
     /// count raised, and its attempt row is inserted in state `dialing`. Returns the keys claimed;
-    /// a contact changed meanwhile is skipped.
+    /// a contact changed meanwhile is skipped, and nothing is claimed while the operator's control
+    /// of the campaign is not `running` (a pause or cancel committed by any process).
     pub async fn claim_attempts(
         &self,
         campaign: &str,

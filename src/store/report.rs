@@ -16,6 +16,8 @@ pub struct CampaignStatus {
     pub name: String,
     /// `active`, `paused` or `finished`.
     pub state: String,
+    /// The operator's control (`running`, `paused`, `cancelled`), who set it and when.
+    pub control: super::ControlRecord,
     /// Contacts by status (pending, scheduled, in_progress, done, exhausted).
     pub contacts: BTreeMap<String, u64>,
     /// Final contacts by disposition.
@@ -151,6 +153,10 @@ impl Store {
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
+            let control = self
+                .campaign_control(&id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("campaign `{id}` vanished while read")))?;
             let pacing = self.pacing_snapshot(&id).await?;
             let abandonment_24h = self
                 .measured_abandonment(&id, now - chrono::Duration::hours(24))
@@ -161,6 +167,7 @@ impl Store {
                 .await?;
             let agent_speech = self.speech_latency(&id, now - chrono::Duration::days(30)).await?;
             out.push(CampaignStatus {
+                control,
                 compliance,
                 agent_speech,
                 pacing,
@@ -272,6 +279,14 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
     for s in status {
         let total: u64 = s.contacts.values().sum();
         let _ = writeln!(out, "campaign {} ({}): {}", s.id, s.name, s.state);
+        if let (Some(by), Some(at)) = (&s.control.by, s.control.at) {
+            let _ = writeln!(
+                out,
+                "  control: {} by {by} at {}",
+                s.control.control.as_str(),
+                at.to_rfc3339()
+            );
+        }
         let _ = writeln!(out, "  contacts ({total}): {}", join_counts(&s.contacts));
         let _ = writeln!(out, "  dispositions: {}", join_counts(&s.dispositions));
         let _ = writeln!(out, "  attempts by outcome: {}", join_counts(&s.attempts));

@@ -27,7 +27,7 @@ impl Runner {
         let soon = Instant::now() + MAX_SLEEP;
         self.no_work = false;
         self.publish_pacing(now).await?;
-        if self.paused {
+        if self.dialing_stopped() {
             return Ok(soon);
         }
         if let Some(until) = self.dial_hold {
@@ -161,6 +161,10 @@ impl Runner {
             .collect();
         let max = self.campaign.rules.policy.retry.max_attempts;
         let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
+        if claimed.len() < claims.len() {
+            // Perhaps paused or cancelled by another process: the claim refuses every contact then.
+            self.read_operator().await?;
+        }
         let claimed_set: HashSet<AttemptKey> = claimed.iter().copied().collect();
         for key in keys.iter().filter(|k| !claimed_set.contains(k)) {
             self.dialer.cancel(*key);
@@ -230,6 +234,7 @@ impl Runner {
         match self.trunk.dial(req).await {
             Ok(call_id) => {
                 self.backoff = FIRST_BACKOFF;
+                crate::telemetry::dial(&id);
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, "Dialing.");
                 self.call_ids.insert(key.contact, call_id.clone());
                 Some(call_id)

@@ -72,6 +72,7 @@ impl Runner {
             match (w, &result) {
                 (CallWrite::Close { key, outcome, step, .. }, Ok(_)) => {
                     closed = true;
+                    crate::telemetry::outcome(id, outcome.as_str());
                     info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome,
                         disposition = %step.disposition,
                         next_attempt_at = %step.next_attempt_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()),

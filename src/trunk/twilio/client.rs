@@ -214,7 +214,24 @@ impl TwilioClient {
         format!("{}/2010-04-01/Accounts/{}/{tail}", self.base, self.account_sid)
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, TwilioError> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, TwilioError> {
+        let started = std::time::Instant::now();
+        let result = self.send_timed(req).await;
+        let code = result.as_ref().err().map(|e| match e {
+            TwilioError::Api { status, .. } => status.to_string(),
+            TwilioError::Transport { .. } => "transport".to_string(),
+            TwilioError::Decode(_) => "decode".to_string(),
+            TwilioError::Config(_) => "config".to_string(),
+        });
+        crate::telemetry::trunk_request("twilio", op, started.elapsed().as_secs_f64(), code);
+        result
+    }
+
+    async fn send_timed<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, TwilioError> {
         let resp = req
             .basic_auth(&self.user, Some(self.password.expose()))
             .send()
@@ -245,7 +262,8 @@ impl TwilioClient {
     ///
     /// Errors: as [`TwilioClient::create_call`].
     pub async fn create_call_form(&self, form: &[(&'static str, String)]) -> Result<CallResource, TwilioError> {
-        self.send(self.http.post(self.url("Calls.json")).form(form)).await
+        self.send("create", self.http.post(self.url("Calls.json")).form(form))
+            .await
     }
 
     /// Changes a live call (`POST Calls/{Sid}.json`).
@@ -253,6 +271,7 @@ impl TwilioClient {
     /// Errors: [`TwilioError`]; a call already over is a 4xx (Twilio 21220).
     pub async fn update_call(&self, sid: &str, update: &CallUpdate) -> Result<CallResource, TwilioError> {
         self.send(
+            "update",
             self.http
                 .post(self.url(&format!("Calls/{sid}.json")))
                 .form(&update.form()),
@@ -264,7 +283,8 @@ impl TwilioClient {
     ///
     /// Errors: [`TwilioError`]; an unknown SID is a 404 (Twilio 20404).
     pub async fn fetch_call(&self, sid: &str) -> Result<CallResource, TwilioError> {
-        self.send(self.http.get(self.url(&format!("Calls/{sid}.json")))).await
+        self.send("fetch", self.http.get(self.url(&format!("Calls/{sid}.json"))))
+            .await
     }
 
     /// Calls to `to` created at or after `since` (UTC), newest first: one page of up to
@@ -275,7 +295,9 @@ impl TwilioClient {
     /// Errors: [`TwilioError`].
     pub async fn list_calls(&self, to: &str, since: DateTime<Utc>) -> Result<Vec<CallResource>, TwilioError> {
         let query = [("To", to.to_string()), ("PageSize", MAX_PAGE_SIZE.to_string())];
-        let page: CallPage = self.send(self.http.get(self.url("Calls.json")).query(&query)).await?;
+        let page: CallPage = self
+            .send("list", self.http.get(self.url("Calls.json")).query(&query))
+            .await?;
         let created = |c: &CallResource| {
             c.date_created
                 .as_deref()
