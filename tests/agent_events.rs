@@ -69,13 +69,7 @@ fn start(dir: &Path, db: &Path, log: &str) -> (common::Daemon, String) {
         ("RUST_LOG", log),
     ];
     let mut d = common::Daemon::start_env(dir, db, false, &[], &env);
-    d.wait_for("HTTP listener started", 1, Duration::from_secs(60));
-    let line = d.seen.iter().find(|l| l.contains("HTTP listener started")).unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .unwrap()
-        .to_string();
+    let addr = d.listen_addr(Duration::from_secs(60));
     (d, format!("http://{addr}"))
 }
 

@@ -214,17 +214,14 @@ fn dialerd_run_serves_health_on_its_listen_address() {
     std::fs::create_dir(&campaigns).unwrap();
     let db = dir.path().join("d.db");
     let mut d = common::Daemon::start_env(&campaigns, &db, false, &[], &[("DIALERD__LISTEN", "127.0.0.1:0")]);
-    d.wait_for("HTTP listener started", 1, Duration::from_secs(30));
+    let addr = d.listen_addr(Duration::from_secs(30));
     let line = d
         .seen
         .iter()
         .find(|l| l.contains("HTTP listener started"))
         .unwrap()
         .clone();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .unwrap_or_else(|| panic!("no listen= in `{line}`"));
+    let addr = addr.as_str();
     assert!(line.contains(&format!("public_url=http://{addr}")), "{line}");
     use std::io::{Read, Write};
     let mut sock = std::net::TcpStream::connect(addr).unwrap();

@@ -1,38 +1,19 @@
 //! Contact import: CSV reading, E.164 normalisation, dedupe/merge, and the store's upserts
 //! (real SQLite files in temp dirs).
 
+mod common;
+
 use chrono::{DateTime, TimeZone, Utc};
 use dialerd::campaign::contact_zone::ZoneCounts;
 use dialerd::campaign::contacts::{
-    ContactSource, ContactsError, ImportStats, PhoneError, check_contacts, check_contacts_summary, normalize_phone,
-    parse_region, read_contacts,
+    ContactsError, ImportStats, PhoneError, check_contacts, check_contacts_summary, normalize_phone, parse_region,
+    read_contacts,
 };
-use dialerd::campaign::file::ContactsFile;
 use dialerd::store::{ImportOutcome, Store};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-fn columns(phone: &str, alternates: &[&str]) -> ContactsFile {
-    ContactsFile {
-        file: "contacts.csv".into(),
-        phone: phone.into(),
-        alternate_phones: alternates.iter().map(|s| s.to_string()).collect(),
-        first_name: None,
-        last_name: None,
-        email: None,
-        timezone: None,
-        priority: None,
-    }
-}
-
-fn source(path: &Path, columns: ContactsFile) -> ContactSource {
-    ContactSource {
-        path: path.to_path_buf(),
-        columns,
-        default_region: dialerd::campaign::phone::Region::US,
-        default_timezone: chrono_tz::America::New_York,
-    }
-}
+use common::{contact_source as source, contacts_columns as columns};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

@@ -45,13 +45,7 @@ fn start(root: &Path, dir: &Path) -> (Daemon, String) {
             ("DIALERD__API__CONTROL_TOKEN", CONTROL),
         ],
     );
-    d.wait_for("HTTP listener started.", 1, Duration::from_secs(60));
-    let line = d.seen.iter().find(|l| l.contains("HTTP listener started.")).unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .unwrap()
-        .to_string();
+    let addr = d.listen_addr(Duration::from_secs(60));
     (d, format!("http://{addr}"))
 }
 

@@ -4,8 +4,7 @@
 mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
-use dialerd::campaign::contacts::{ContactSource, ReadOptions, check_contacts, read_contacts_observed};
-use dialerd::campaign::file::ContactsFile;
+use dialerd::campaign::contacts::{ReadOptions, check_contacts, read_contacts_observed};
 use dialerd::campaign::progress::{ReadObserver, ReadProgress};
 use dialerd::campaign::rejects::{LEAD_COLUMNS, write_campaign_rejects};
 use dialerd::store::{ImportOutcome, Store};
@@ -14,27 +13,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-fn columns(phone: &str, alternates: &[&str]) -> ContactsFile {
-    ContactsFile {
-        file: "contacts.csv".into(),
-        phone: phone.into(),
-        alternate_phones: alternates.iter().map(|s| s.to_string()).collect(),
-        first_name: None,
-        last_name: None,
-        email: None,
-        timezone: None,
-        priority: None,
-    }
-}
-
-fn source(path: &Path, columns: ContactsFile) -> ContactSource {
-    ContactSource {
-        path: path.to_path_buf(),
-        columns,
-        default_region: dialerd::campaign::phone::Region::US,
-        default_timezone: chrono_tz::America::New_York,
-    }
-}
+use common::{contact_source as source, contacts_columns as columns};
 
 fn at(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_780_000_000 + s, 0).unwrap()
@@ -274,18 +253,23 @@ fn check_dir(root: &Path) -> (PathBuf, PathBuf) {
     (toml, list)
 }
 
+/// `dialerd check TOML --rejects OUT`, run to completion.
+fn check_rejects(toml: &Path, out: &Path) -> std::process::Output {
+    common::bin()
+        .arg("check")
+        .arg(toml)
+        .arg("--rejects")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_rejects_writes_every_rejected_row_and_prints_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let (toml, list) = check_dir(dir.path());
     let out = dir.path().join("rejects.csv");
-    let run = common::bin()
-        .arg("check")
-        .arg(&toml)
-        .arg("--rejects")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = check_rejects(&toml, &out);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let stdout = String::from_utf8(run.stdout).unwrap();
     assert_eq!(stdout.matches("  rejected line ").count(), 10, "{stdout}");
@@ -354,13 +338,7 @@ fn check_rejects_refuses_bad_input_naming_the_file() {
     let (toml, list) = check_dir(dir.path());
     std::fs::remove_file(&list).unwrap();
     let out = dir.path().join("rejects.csv");
-    let run = common::bin()
-        .arg("check")
-        .arg(&toml)
-        .arg("--rejects")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = check_rejects(&toml, &out);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("c.toml") && err.contains("c.csv"), "{err}");
@@ -368,13 +346,7 @@ fn check_rejects_refuses_bad_input_naming_the_file() {
 
     // Writing over the list it reports on is refused.
     check_dir(dir.path());
-    let run = common::bin()
-        .arg("check")
-        .arg(&toml)
-        .arg("--rejects")
-        .arg(&list)
-        .output()
-        .unwrap();
+    let run = check_rejects(&toml, &list);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("would overwrite"));
     assert!(
@@ -384,13 +356,7 @@ fn check_rejects_refuses_bad_input_naming_the_file() {
     );
 
     let missing = dir.path().join("missing.toml");
-    let run = common::bin()
-        .arg("check")
-        .arg(&missing)
-        .arg("--rejects")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = check_rejects(&missing, &out);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("missing.toml"));
 

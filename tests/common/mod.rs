@@ -177,6 +177,17 @@ impl Daemon {
         }
     }
 
+    /// Waits for the "HTTP listener started." line and returns the address it bound
+    /// (`127.0.0.1:port`, from its `listen=` field).
+    pub fn listen_addr(&mut self, timeout: Duration) -> String {
+        self.wait_for("HTTP listener started", 1, timeout);
+        let line = self.seen.iter().find(|l| l.contains("HTTP listener started")).unwrap();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .unwrap_or_else(|| panic!("no listen= in `{line}`"))
+            .to_string()
+    }
+
     /// Sends a signal (`TERM`, `INT`) with kill(1).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
@@ -192,6 +203,33 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The `[contacts]` columns of a list whose number is in `phone`, with `alternates`.
+pub fn contacts_columns(phone: &str, alternates: &[&str]) -> dialerd::campaign::file::ContactsFile {
+    dialerd::campaign::file::ContactsFile {
+        file: "contacts.csv".into(),
+        phone: phone.into(),
+        alternate_phones: alternates.iter().map(|s| s.to_string()).collect(),
+        first_name: None,
+        last_name: None,
+        email: None,
+        timezone: None,
+        priority: None,
+    }
+}
+
+/// A contact list at `path` read with `columns`, US numbers, New York by default.
+pub fn contact_source(
+    path: &Path,
+    columns: dialerd::campaign::file::ContactsFile,
+) -> dialerd::campaign::contacts::ContactSource {
+    dialerd::campaign::contacts::ContactSource {
+        path: path.to_path_buf(),
+        columns,
+        default_region: dialerd::campaign::phone::Region::US,
+        default_timezone: chrono_tz::America::New_York,
     }
 }
 
