@@ -56,6 +56,8 @@ pub struct Call {
     pub updates: Vec<(Instant, String)>,
     /// The real outcome, once the call is over, in dialerd's vocabulary.
     pub outcome: Option<&'static str>,
+    /// The emulator's HTTP client, which posts this call's callbacks.
+    pub client: reqwest::Client,
 }
 
 /// Chooses a call's script from its number and 1-based attempt.
@@ -74,6 +76,10 @@ pub struct Emu {
     next: u64,
     /// Delay before a call's first callback.
     pub ring_ms: u64,
+    /// One client for every callback (of this emulator's runtime): building one per request
+    /// loads the TLS roots each time, which cost more CPU than the daemon's whole handling and
+    /// made the emulator the bottleneck of `benches/twilio.rs`.
+    client: reqwest::Client,
 }
 
 pub type Shared = Arc<Mutex<Emu>>;
@@ -90,6 +96,7 @@ pub async fn start(script: impl Fn(&str, usize) -> Script + Send + Sync + 'stati
         created_at: Vec::new(),
         next: 0,
         ring_ms: 50,
+        client: reqwest::Client::new(),
     }));
     let app = Router::new()
         .route("/2010-04-01/Accounts/{account}/Calls.json", post(create).get(list))
@@ -112,10 +119,10 @@ pub fn env(url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn post_signed(url: &str, form: &[(&str, String)]) {
+async fn post_signed(client: &reqwest::Client, url: &str, form: &[(&str, String)]) {
     let pairs: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let sig = compute(TOKEN, url, &pairs);
-    let sent = reqwest::Client::new()
+    let sent = client
         .post(url)
         .header("X-Twilio-Signature", sig)
         .form(&pairs)
@@ -209,6 +216,7 @@ async fn create(State(emu): State<Shared>, headers: HeaderMap, body: String) -> 
             answered_at: None,
             updates: Vec::new(),
             outcome: None,
+            client: e.client.clone(),
         };
         e.calls.insert(sid.clone(), call.clone());
         e.created_at.push(arrived);
@@ -249,7 +257,7 @@ async fn status(call: &Call, sid: &str, status: &str, seq: u32, sip: Option<u16>
     if let Some(code) = sip {
         form.push(("SipResponseCode", code.to_string()));
     }
-    post_signed(&call.status_cb, &form).await;
+    post_signed(&call.client, &call.status_cb, &form).await;
 }
 
 /// Ends an answered call with `outcome` and posts its `completed` callback (twice).
@@ -314,7 +322,7 @@ async fn amd(emu: &Shared, call: &Call, sid: &str, verdict: &'static str) {
         ("AnsweredBy", verdict.to_string()),
         ("MachineDetectionDuration", "2400".into()),
     ];
-    post_signed(&call.amd_cb, &form).await;
+    post_signed(&call.client, &call.amd_cb, &form).await;
 }
 
 async fn update(
