@@ -111,6 +111,30 @@ fn pause_restart_resume_then_cancel_keep_every_invariant() {
     let status = campaign(&base);
     assert_eq!(status["control"]["control"], "paused");
     assert!(status["contacts"]["pending"].as_u64().unwrap_or(0) > 0, "{status}");
+    // The ETA: what is left over the pace of the contacts finished so far (all within its
+    // 15-minute window, each by exactly one attempt).
+    let count = |s: &str| status["contacts"][s].as_u64().unwrap_or(0);
+    let eta = &status["eta"];
+    assert_eq!(
+        eta["remaining"],
+        count("pending") + count("scheduled") + count("in_progress"),
+        "{eta}"
+    );
+    assert_eq!(
+        eta["finished_in_window"],
+        count("done") + count("exhausted") + count("dnc"),
+        "{eta}"
+    );
+    let (window, finished) = (
+        eta["window_secs"].as_f64().unwrap(),
+        eta["finished_in_window"].as_f64().unwrap(),
+    );
+    if window >= 10.0 {
+        let expected = eta["remaining"].as_f64().unwrap() * window / finished;
+        assert!((eta["seconds"].as_f64().unwrap() - expected).abs() < 1e-6, "{eta}");
+    } else {
+        assert!(eta["seconds"].is_null(), "no ETA from under 10 s of dialing: {eta}");
+    }
 
     // A restart keeps the pause; nothing is dialled while it lasts.
     d.signal("TERM");
@@ -122,6 +146,7 @@ fn pause_restart_resume_then_cancel_keep_every_invariant() {
     let text = run(&["status", "--database", db.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("control: paused by api:control at"), "{text}");
+    assert!(text.contains("  ETA: ") && text.contains("contacts left"), "{text}");
 
     // The CLI resumes it; the running daemon picks that up and the campaign completes.
     let out = run(&["resume", "spring", "--database", db.to_str().unwrap()]);

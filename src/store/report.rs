@@ -40,6 +40,8 @@ pub struct CampaignStatus {
     pub compliance: ComplianceStatus,
     /// Answer → first agent speech over the last 30 days (calls over 2 s are abandoned).
     pub agent_speech: super::SpeechLatency,
+    /// The ETA to the end of the list at the pace of the last 15 minutes.
+    pub eta: super::Eta,
 }
 
 /// A campaign's compliance figures for `dialerd status`.
@@ -166,10 +168,14 @@ impl Store {
                 .compliance_status(&id, pacing.as_ref(), abandonment_24h, abandonment_30d)
                 .await?;
             let agent_speech = self.speech_latency(&id, now - chrono::Duration::days(30)).await?;
+            let eta = self
+                .campaign_eta(&id, super::eta::remaining_contacts(&contacts), now)
+                .await?;
             out.push(CampaignStatus {
                 control,
                 compliance,
                 agent_speech,
+                eta,
                 pacing,
                 abandonment_24h,
                 abandonment_30d,
@@ -270,6 +276,26 @@ fn join_counts(m: &BTreeMap<String, u64>) -> String {
     m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
+/// One line: the contacts left, the pace and the ETA.
+fn eta_text(e: &super::Eta) -> String {
+    if e.remaining == 0 {
+        return "ETA: list done".to_string();
+    }
+    let pace = format!(
+        "{} contacts left, {:.1} finished a minute over the last {:.0} min",
+        e.remaining,
+        e.per_minute,
+        e.window_secs / 60.0
+    );
+    match (e.seconds, e.at) {
+        (Some(secs), Some(at)) => {
+            let d = humantime::format_duration(std::time::Duration::from_secs(secs.round() as u64));
+            format!("ETA: {d} (at {} UTC); {pace}", at.format("%Y-%m-%d %H:%M"))
+        }
+        _ => format!("ETA: unknown, no contact finished lately; {pace}"),
+    }
+}
+
 /// Human-readable `dialerd status`: a block per campaign.
 pub fn status_text(status: &[CampaignStatus]) -> String {
     let mut out = String::new();
@@ -291,6 +317,7 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
         let _ = writeln!(out, "  dispositions: {}", join_counts(&s.dispositions));
         let _ = writeln!(out, "  attempts by outcome: {}", join_counts(&s.attempts));
         let _ = writeln!(out, "  calls in flight: {}", s.in_flight);
+        let _ = writeln!(out, "  {}", eta_text(&s.eta));
         if let Some(p) = &s.pacing {
             let _ = writeln!(
                 out,
