@@ -31,6 +31,22 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
         || echo "tests/run.sh: could not install systemd; the unit-file test will fail" >&2
 fi
 
+# A real journal (systemd-journald, from the same package) for tests/journald.rs, which reads it
+# back with journalctl. Started here unless one already answers on its socket.
+journal_alive() {
+    python3 -c "import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'MESSAGE=tests/run.sh probe\n', '/run/systemd/journal/socket')" 2>/dev/null
+}
+if ! journal_alive && [ -x /lib/systemd/systemd-journald ]; then
+    /lib/systemd/systemd-journald >/dev/null 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 50); do journal_alive && break; sleep 0.1; done
+fi
+if journal_alive; then
+    export DIALERD_TEST_JOURNAL=1
+else
+    echo "tests/run.sh: no systemd-journald; the journal test will skip" >&2
+fi
+
 # A real SMTP server on loopback for the follow-up email test (Python `aiosmtpd` from PyPI).
 # The test reads DIALERD_TEST_SMTP (host:port) and the server's log; unset, it says it skipped.
 if python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd 2>/dev/null \
