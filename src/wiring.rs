@@ -60,6 +60,7 @@ pub async fn run(settings: Settings, flags: RunFlags) -> Result<ExitCode> {
         .inspect_err(|e| tracing::error!(error = %e, "Metrics recorder not installed: GET /metrics answers 503."))
         .ok();
     let beats = dialerd::engine::service::Heartbeats::new();
+    let live = dialerd::engine::live::LiveEvents::new();
     let (requests, rx) = mpsc::channel(16);
     let tokens = settings.api.operator_tokens();
     if tokens.is_empty() {
@@ -74,6 +75,7 @@ pub async fn run(settings: Settings, flags: RunFlags) -> Result<ExitCode> {
         beats: beats.clone(),
         wedge_limit: dialerd::engine::service::wedge_limit(sd_notify::watchdog_enabled()),
         metrics,
+        live: live.clone(),
     };
     let api = dialerd::api::start(
         &settings,
@@ -87,6 +89,7 @@ pub async fn run(settings: Settings, flags: RunFlags) -> Result<ExitCode> {
     .ok();
     let mut daemon = Daemon::new(store, opts)
         .with_heartbeats(beats)
+        .with_live(live)
         .with_pipeline(Arc::new(pipeline))
         .with_agent_hub(agents)
         .with_requests(rx);

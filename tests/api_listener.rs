@@ -32,6 +32,7 @@ async fn serve(twilio: bool) -> Server {
         state.twilio = Some(TwilioSurface {
             auth_token: Secret::new(TOKEN),
             hub,
+            store: None,
         });
     }
     let limits = ApiSettings {

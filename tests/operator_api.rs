@@ -4,34 +4,13 @@
 
 mod common;
 
-use common::{Daemon, campaign_dir, export, run};
+use common::{Daemon, campaign_dir, export, http, run};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const READ: &str = "read-token-1";
 const CONTROL: &str = "control-token-1";
-
-/// One request; returns the status and the body.
-fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut req = match method {
-            "POST" => c.post(url),
-            _ => c.get(url),
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
-    })
-}
 
 fn start(root: &Path, dir: &Path) -> (Daemon, String) {
     let mut d = Daemon::start_env(

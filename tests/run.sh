@@ -112,4 +112,20 @@ python3 -c "import prometheus_client" 2>/dev/null || python3 -m pip install --qu
     || python3 -m pip install --quiet --break-system-packages "prometheus_client==0.26.0" \
     || echo "tests/run.sh: could not install prometheus_client; the metrics test will fail" >&2
 
+# Headless Chromium (Debian `chromium`) and PyPI's `websocket-client` (pinned) drive the status
+# page in tests/status_page.rs over the DevTools protocol; without them that test says it skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "tests/run.sh: could not install chromium; the status page test will skip" >&2
+fi
+python3 -c "import websocket" 2>/dev/null || python3 -m pip install --quiet "websocket-client==1.8.0" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "websocket-client==1.8.0" \
+    || echo "tests/run.sh: could not install websocket-client; the status page test will skip" >&2
+
+# schemathesis (PyPI, pinned) checks the API against its own OpenAPI file in
+# tests/openapi_schemathesis.rs; without it that test says it skipped.
+command -v schemathesis >/dev/null 2>&1 || python3 -m pip install --quiet "schemathesis==4.32.5" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "schemathesis==4.32.5" \
+    || echo "tests/run.sh: could not install schemathesis; the OpenAPI test will skip" >&2
+
 cargo test --no-fail-fast "$@"

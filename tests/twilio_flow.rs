@@ -85,6 +85,11 @@ async fn a_twilio_campaign_runs_to_idle_with_the_emulator_s_outcomes() {
     let dialer = "max_concurrent = 4\ncalls_per_second = 20\nring_timeout = \"20s\"\n\n[retry]\nmax_attempts = 2\ndelay = \"1s\"\nno_answer = \"1s\"\nbusy = \"1s\"";
     let leave = "\n[voicemail]\naction = \"leave_message\"\nmessage = \"Hi {{first_name}}, this is Acme. Call us back.\"\n\n[compliance]\namd_false_positive_rate = 0.02\n";
     twilio_emu::campaign(&dir, "flow", &phones, dialer, leave);
+    let flow_file = dir.join("flow.toml");
+    let recorded = std::fs::read_to_string(&flow_file)
+        .unwrap()
+        .replace("kind = \"twilio\"\n", "kind = \"twilio\"\nrecord = true\n");
+    std::fs::write(&flow_file, recorded).unwrap();
     let hang = "\n[voicemail]\naction = \"hangup\"\n\n[compliance]\namd_false_positive_rate = 0.02\n";
     twilio_emu::campaign(&dir, "hang", &hang_phones, dialer, hang);
     {
@@ -127,7 +132,41 @@ async fn a_twilio_campaign_runs_to_idle_with_the_emulator_s_outcomes() {
         ["machine", "machine"]
     );
 
+    // `record = true`: every answered call of `flow` has the recording Twilio reported, and
+    // `hang` (which does not record) has none.
+    let store = dialerd::store::Store::open(db.to_str().unwrap()).await.unwrap();
+    let mut stored = HashMap::new();
+    for campaign in ["flow", "hang"] {
+        let filter = dialerd::store::ConversationFilter {
+            campaign: Some(campaign.into()),
+            limit: 500,
+            ..Default::default()
+        };
+        for c in store.conversations(&filter).await.unwrap().0 {
+            if let Some(url) = c.recording_url {
+                assert_eq!(campaign, "flow", "{} recorded without record = true", c.id);
+                stored.insert(c.trunk_call_id.clone(), url);
+            }
+        }
+    }
     let e = emu.lock().unwrap();
+    let posted: HashMap<String, String> = e
+        .recorded
+        .iter()
+        .map(|sid| (sid.clone(), twilio_emu::recording_url(sid)))
+        .collect();
+    assert!(!posted.is_empty(), "no recording was posted");
+    assert_eq!(
+        stored, posted,
+        "every recording Twilio reported is stored with its call"
+    );
+    for c in e.calls.values() {
+        assert_eq!(
+            c.recording_cb.is_some(),
+            phones.contains(&c.to),
+            "Record=true only for `flow`"
+        );
+    }
     assert!(
         e.twice_at_once.is_empty(),
         "dialled twice at once: {:?}",

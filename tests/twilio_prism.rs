@@ -46,6 +46,7 @@ fn create(instructions: Instructions, amd: MachineDetection) -> CreateCall {
         status_callback: format!("{cb}/status?{q}"),
         machine_detection: amd,
         amd_callback: format!("{cb}/amd?{q}"),
+        recording_callback: None,
         instructions,
     }
 }
@@ -70,6 +71,15 @@ async fn prism_accepts_a_call_in_every_connect_mode() {
     let url = Instructions::Url("https://agent.example.com/twiml".into());
     let call = c.create_call(&create(url, MachineDetection::Enable)).await.unwrap();
     assert!(call.sid.starts_with("CA"));
+    // `[trunk] record = true`: Record and its callback, as the spec takes them.
+    let recorded = CreateCall {
+        recording_callback: Some(
+            "https://dialer.example.com/v1/trunk/twilio/recording?campaign=spring&contact=42&attempt=1".into(),
+        ),
+        ..create(Instructions::Twiml(twiml::hangup()), MachineDetection::Enable)
+    };
+    let call = c.create_call(&recorded).await.unwrap();
+    assert!(call.sid.starts_with("CA"), "{call:?}");
 }
 
 #[tokio::test]

@@ -107,6 +107,7 @@ async fn callbacks_signed_by_twilio_s_validator_are_accepted_and_changes_refused
     state.twilio = Some(TwilioSurface {
         auth_token: Secret::new(TOKEN),
         hub,
+        store: None,
     });
     let app = router(Arc::new(state), &ApiSettings::default());
     tokio::spawn(listener.serve(app, std::future::pending()));

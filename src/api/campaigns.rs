@@ -31,12 +31,16 @@ fn store_error(e: crate::store::StoreError) -> ApiError {
 
 async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
     let (s, _) = authorized(&state, &headers, TokenScope::Read)?;
-    let status = s
-        .store
-        .campaign_status(None, 5, Utc::now())
-        .await
-        .map_err(store_error)?;
-    Ok(Json(serde_json::json!({ "campaigns": status })))
+    let now = Utc::now();
+    let status = s.store.campaign_status(None, 5, now).await.map_err(store_error)?;
+    let outbox = s.store.outbox_gauges().await.map_err(store_error)?;
+    let age = outbox
+        .oldest_pending
+        .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+    Ok(Json(serde_json::json!({
+        "campaigns": status,
+        "outbox": { "jobs": outbox.jobs, "oldest_pending_age_seconds": age },
+    })))
 }
 
 async fn one(
@@ -62,6 +66,7 @@ async fn control(
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<crate::store::ControlRecord>, ApiError> {
+    let (s, token) = authorized(&state, &headers, TokenScope::Control)?;
     let to = match action.as_str() {
         "pause" => CampaignControl::Paused,
         "resume" => CampaignControl::Running,
@@ -72,7 +77,6 @@ async fn control(
             )));
         }
     };
-    let (s, token) = authorized(&state, &headers, TokenScope::Control)?;
     let by = format!("api:{token}");
     let record = s
         .store

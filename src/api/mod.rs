@@ -11,12 +11,15 @@
 pub mod agent;
 pub mod auth;
 pub mod campaigns;
+pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod form;
 pub mod health;
 pub mod livekit;
 pub mod metrics;
 pub mod operator;
+pub mod page;
 pub mod twilio;
 
 pub use error::ApiError;
@@ -69,6 +72,9 @@ pub fn router(state: Arc<ApiState>, limits: &ApiSettings) -> Router {
         .merge(livekit::routes())
         .merge(agent::routes())
         .merge(campaigns::routes())
+        .merge(conversations::routes())
+        .merge(events::routes())
+        .merge(page::routes())
         .merge(metrics::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
@@ -200,7 +206,11 @@ pub async fn start(
         .auth_token
         .clone()
         .filter(|t| !t.expose().is_empty())
-        .map(|auth_token| twilio::TwilioSurface { auth_token, hub });
+        .map(|auth_token| twilio::TwilioSurface {
+            auth_token,
+            hub,
+            store: operator.as_ref().map(|o| o.store.clone()),
+        });
     let lk = &settings.livekit;
     if let (Some(key), Some(secret)) = (&lk.api_key, &lk.api_secret)
         && !key.expose().is_empty()

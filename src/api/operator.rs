@@ -27,6 +27,8 @@ pub struct OperatorSurface {
     pub wedge_limit: Duration,
     /// The Prometheus recorder; `None`: `GET /metrics` answers 503.
     pub metrics: Option<PrometheusHandle>,
+    /// The runners' live events, streamed by `GET /v1/events`.
+    pub live: crate::engine::live::LiveEvents,
 }
 
 /// The operator surface of `state`, after the bearer token was checked for `need`; returns the

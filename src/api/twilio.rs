@@ -1,5 +1,6 @@
-//! Twilio's callbacks: `POST /v1/trunk/twilio/status` (call progress: `StatusCallback`) and
-//! `POST /v1/trunk/twilio/amd` (`AsyncAmdStatusCallback`), each with the attempt in the query
+//! Twilio's callbacks: `POST /v1/trunk/twilio/status` (call progress: `StatusCallback`),
+//! `POST /v1/trunk/twilio/amd` (`AsyncAmdStatusCallback`) and `POST /v1/trunk/twilio/recording`
+//! (`RecordingStatusCallback`, stored for the conversations API), each with the attempt in the query
 //! (`?campaign=…&contact=…&attempt=…`). A callback is checked in this order, and the first
 //! failure answers: form body (415/413/400), `X-Twilio-Signature` over `public_url` + path +
 //! query and every form parameter (403, logged without the token), the query's attempt (400),
@@ -10,7 +11,7 @@ use super::form::FormBody;
 use super::{ApiError, ApiState};
 use crate::settings::Secret;
 use crate::trunk::twilio::signature::{self, SIGNATURE_HEADER};
-use crate::trunk::twilio::{AmdCallback, CallbackTarget, HubError, StatusCallback, TwilioHub};
+use crate::trunk::twilio::{AmdCallback, CallbackTarget, HubError, RecordingCallback, StatusCallback, TwilioHub};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -23,6 +24,8 @@ use tracing::{debug, info, warn};
 pub const STATUS_PATH: &str = "/v1/trunk/twilio/status";
 /// Path of the async AMD callback.
 pub const AMD_PATH: &str = "/v1/trunk/twilio/amd";
+/// Path of the recording status callback.
+pub const RECORDING_PATH: &str = "/v1/trunk/twilio/recording";
 
 /// What the Twilio routes need: the auth token Twilio signs with, and where callbacks go.
 pub struct TwilioSurface {
@@ -30,6 +33,8 @@ pub struct TwilioSurface {
     pub auth_token: Secret,
     /// Routes callbacks to the campaigns' trunks.
     pub hub: Arc<TwilioHub>,
+    /// Where recording URLs are stored; `None`: recording callbacks answer 503.
+    pub store: Option<crate::store::Store>,
 }
 
 /// The Twilio callback routes.
@@ -37,6 +42,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route(STATUS_PATH, post(status))
         .route(AMD_PATH, post(amd))
+        .route(RECORDING_PATH, post(recording))
 }
 
 /// Checks the signature and reads the attempt from the query.
@@ -107,5 +113,35 @@ async fn amd(
         info!(campaign = %target.campaign, contact = target.contact, attempt = target.attempt, call_id = %cb.call_sid,
             answered_by = ?cb.answered_by, detection_ms = cb.machine_detection_duration, "AMD verdict.");
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn recording(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    form: FormBody,
+) -> Result<StatusCode, ApiError> {
+    let target = verified(&state, &headers, &uri, &form)?;
+    let cb: RecordingCallback = form.parse()?;
+    if cb.recording_status != "completed" {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let store = surface(&state)?
+        .store
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("recording callbacks need the daemon's database".into()))?;
+    let found = store
+        .set_recording_url(&cb.call_sid, &cb.recording_url)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "Could not store a recording URL.");
+            ApiError::Unavailable("the database did not answer".into())
+        })?;
+    if !found {
+        return Err(ApiError::NotFound(format!("no attempt with call {}", cb.call_sid)));
+    }
+    info!(campaign = %target.campaign, contact = target.contact, attempt = target.attempt, call_id = %cb.call_sid,
+        recording = %cb.recording_sid, "Call recording stored.");
     Ok(StatusCode::NO_CONTENT)
 }

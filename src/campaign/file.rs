@@ -337,6 +337,11 @@ pub struct TrunkFile {
     /// Which adapter.
     #[serde(default)]
     pub kind: TrunkKindFile,
+    /// Record every call on the trunk (Twilio: `Record=true`); the conversations API redirects
+    /// `GET /v1/conversations/{id}/audio` to the recording. The sim trunk records nothing;
+    /// LiveKit recording (Egress) is not supported yet and is refused at load.
+    #[serde(default)]
+    pub record: bool,
     /// `[trunk.sim]`: the simulated trunk's call model.
     #[serde(default)]
     pub sim: SimFile,

@@ -49,6 +49,13 @@ impl LivekitFile {
 /// Checks `[trunk.livekit]`: required with `kind = "livekit"`, with a trunk id and an agent name;
 /// each problem goes to `err(key, reason)`.
 pub fn validate(t: &TrunkFile, err: &mut dyn FnMut(&str, String)) {
+    if t.kind == TrunkKindFile::Livekit && t.record {
+        err(
+            "trunk.record",
+            "is not supported with kind = \"livekit\" yet (recording needs LiveKit Egress); remove it or use Twilio"
+                .into(),
+        );
+    }
     let Some(lk) = &t.livekit else {
         if t.kind == TrunkKindFile::Livekit {
             err(
@@ -104,6 +111,7 @@ mod tests {
             "kind = \"livekit\"\n[livekit]\nsip_trunk_id = \"ST_a\"\nagent_name = \"renewals\"",
             "kind = \"livekit\"\n[livekit]\nsip_trunk_id = \"ST_a\"\nagent_name = \"r\"\nroom_prefix = \"lk_\"\nmax_call_duration = \"15m\"\nmessage_timeout = \"20s\"",
             "kind = \"sim\"",
+            "kind = \"sim\"\nrecord = true",
         ];
         for t in ok {
             assert_eq!(problems(t), Vec::<String>::new(), "{t}");
@@ -129,6 +137,10 @@ mod tests {
             (
                 "kind = \"livekit\"\n[livekit]\nsip_trunk_id = \"ST_a\"\nagent_name = \"r\"\nmessage_timeout = \"1h\"",
                 "trunk.livekit.message_timeout: must be between",
+            ),
+            (
+                "kind = \"livekit\"\nrecord = true\n[livekit]\nsip_trunk_id = \"ST_a\"\nagent_name = \"r\"",
+                "trunk.record: is not supported with kind = \"livekit\" yet",
             ),
         ];
         for (t, want) in bad {

@@ -100,6 +100,8 @@ pub struct Campaign {
     pub dnc_list: Option<PathBuf>,
     /// Which trunk adapter to use.
     pub trunk: TrunkKindFile,
+    /// `[trunk] record`: the trunk records every call.
+    pub record: bool,
     /// The sim trunk's call model.
     pub sim: SimFile,
     /// `[trunk.twilio]`, checked: present, with the URL its `connect` needs, when the kind is `twilio`.
@@ -373,6 +375,7 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             .as_ref()
             .map(|p| path.parent().unwrap_or(Path::new(".")).join(p)),
         trunk: f.trunk.kind,
+        record: f.trunk.record,
         sim: f.trunk.sim.clone(),
         twilio: f.trunk.twilio.clone(),
         livekit: f.trunk.livekit.clone(),

@@ -3,6 +3,7 @@
 
 pub mod agent_hub;
 mod hopper;
+pub mod live;
 mod runner;
 pub mod service;
 
@@ -150,7 +151,9 @@ fn build_trunk(
                 .and_then(crate::trunk::twilio::trunk::agent_connect)
                 .ok_or_else(|| EngineError::Trunk("[trunk.twilio] has no agent URL".into()))?;
             let voicemail = c.rules.policy.voicemail;
-            Ok(Arc::new(account.trunk(&c.id, connect, voicemail, events)))
+            Ok(Arc::new(
+                account.trunk(&c.id, connect, voicemail, events).with_record(c.record),
+            ))
         }
         TrunkKindFile::Sim => {
             let model = CallModel::new(&c.sim).map_err(|e| EngineError::Trunk(e.to_string()))?;
@@ -177,6 +180,7 @@ pub struct Daemon {
     notifier: service::Notifier,
     beats: service::Heartbeats,
     requests: Option<mpsc::Receiver<Request>>,
+    live: live::LiveEvents,
 }
 
 impl Daemon {
@@ -194,7 +198,15 @@ impl Daemon {
             notifier: service::Notifier::from_env(),
             beats: service::Heartbeats::new(),
             requests: None,
+            live: live::LiveEvents::new(),
         }
+    }
+
+    /// Sends every runner's call transitions, state changes and pacing snapshots to `live`
+    /// (the one `GET /v1/events` subscribes to).
+    pub fn with_live(mut self, live: live::LiveEvents) -> Daemon {
+        self.live = live;
+        self
     }
 
     /// Shares `beats` (the watchdog's heartbeats and the loaded flag) with `GET /readyz`.
@@ -340,6 +352,7 @@ impl Daemon {
         if let Some(w) = watchdog {
             w.abort();
         }
+        self.live.close();
         Ok(())
     }
 
@@ -502,6 +515,7 @@ impl Daemon {
             self.opts.shutdown_grace,
         )
         .with_agents(Arc::clone(&self.agents))
+        .with_live(self.live.clone())
         .with_heartbeat(self.beats.register(&format!("campaign {id}")), self.beat_every());
         let join = tokio::spawn(runner.run());
         self.running.insert(

@@ -95,6 +95,8 @@ pub(crate) struct Runner {
     beat_every: Duration,
     /// The slot counts last exported as metrics.
     last_slots: Option<crate::core::SlotCounts>,
+    /// Where call transitions, state changes and pacing snapshots go live (`GET /v1/events`).
+    live: Option<super::live::LiveEvents>,
 }
 
 mod agent;
@@ -145,6 +147,46 @@ impl Runner {
             heartbeat: None,
             beat_every: MAX_SLEEP,
             last_slots: None,
+            live: None,
+        }
+    }
+
+    /// Sends call transitions, state changes and pacing snapshots to `live`.
+    pub(crate) fn with_live(mut self, live: super::live::LiveEvents) -> Runner {
+        self.live = Some(live);
+        self
+    }
+
+    /// Sends one call transition live.
+    fn live_call(
+        &self,
+        key: crate::core::AttemptKey,
+        state: &'static str,
+        outcome: Option<String>,
+        disposition: Option<String>,
+    ) {
+        if let Some(l) = &self.live {
+            l.send(super::live::LiveEvent::Call {
+                campaign: self.campaign.id.clone(),
+                contact: key.contact,
+                attempt: key.attempt,
+                state,
+                outcome,
+                disposition,
+                at: Utc::now(),
+            });
+        }
+    }
+
+    /// Sends one change of the campaign's state live.
+    fn live_state(&self, state: &'static str, by: Option<String>) {
+        if let Some(l) = &self.live {
+            l.send(super::live::LiveEvent::Campaign {
+                campaign: self.campaign.id.clone(),
+                state,
+                by,
+                at: Utc::now(),
+            });
         }
     }
 
@@ -243,6 +285,7 @@ impl Runner {
                 "Calls still in flight at the end of the grace period; their attempts are reconciled at next start.");
         }
         info!(campaign = %self.id(), "Campaign runner stopped.");
+        self.live_state("stopped", None);
         self.exempt();
         self.status.send_modify(|s| {
             s.exited = true;
@@ -294,6 +337,7 @@ impl Runner {
         }
         info!(campaign = %self.id(), name = %self.campaign.name, slots = self.campaign.rules.slots,
             cps = self.campaign.dialer.calls_per_second, "Campaign started.");
+        self.live_state("started", None);
         let c = &self.campaign;
         if let Some(job) = crate::analysis::events::campaign_event(&c.analysis, &c.id, &c.name, "campaign.started", now)
         {
@@ -430,6 +474,7 @@ impl Runner {
                     AnswerAction::Hangup => "machine_hangup",
                 };
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome, call_id, "Answered.");
+                self.live_call(key, "answered", Some(outcome.to_string()), None);
                 // Written before the request (the message is not time-bound), so recovery after
                 // a crash knows whether the machine got it.
                 if action == AnswerAction::LeaveVoicemail

@@ -275,3 +275,25 @@ pub fn status(db: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// One HTTP request over loopback (`GET` or `POST`, optional bearer token); returns the
+/// status and the body.
+pub fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = match method {
+            "POST" => c.post(url),
+            _ => c.get(url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    })
+}

@@ -46,6 +46,8 @@ pub struct Call {
     pub to: String,
     pub status_cb: String,
     pub amd_cb: String,
+    /// `RecordingStatusCallback`, when the create asked for `Record=true`.
+    pub recording_cb: Option<String>,
     pub script: Script,
     pub status: &'static str,
     pub answered_by: Option<&'static str>,
@@ -76,6 +78,8 @@ pub struct Emu {
     next: u64,
     /// Delay before a call's first callback.
     pub ring_ms: u64,
+    /// Calls whose recording callback was posted (answered calls created with `Record=true`).
+    pub recorded: Vec<String>,
     /// One client for every callback (of this emulator's runtime): building one per request
     /// loads the TLS roots each time, which cost more CPU than the daemon's whole handling and
     /// made the emulator the bottleneck of `benches/twilio.rs`.
@@ -96,6 +100,7 @@ pub async fn start(script: impl Fn(&str, usize) -> Script + Send + Sync + 'stati
         created_at: Vec::new(),
         next: 0,
         ring_ms: 50,
+        recorded: Vec::new(),
         client: reqwest::Client::new(),
     }));
     let app = Router::new()
@@ -209,6 +214,7 @@ async fn create(State(emu): State<Shared>, headers: HeaderMap, body: String) -> 
             to: to.clone(),
             status_cb: get("StatusCallback"),
             amd_cb: get("AsyncAmdStatusCallback"),
+            recording_cb: (get("Record") == "true").then(|| get("RecordingStatusCallback")),
             script,
             status: "queued",
             answered_by: None,
@@ -269,6 +275,31 @@ async fn complete(emu: &Shared, sid: &str, outcome: &'static str) {
     status(&call, sid, "completed", 3, None).await;
     status(&call, sid, "completed", 3, None).await;
     status(&call, sid, "ringing", 1, None).await;
+    if let Some(url) = &call.recording_cb {
+        let form = [
+            ("AccountSid", ACCOUNT.to_string()),
+            ("CallSid", sid.to_string()),
+            ("RecordingSid", recording_sid(sid)),
+            ("RecordingUrl", recording_url(sid)),
+            ("RecordingStatus", "completed".to_string()),
+            ("RecordingDuration", "3".to_string()),
+        ];
+        post_signed(&call.client, url, &form).await;
+        emu.lock().unwrap().recorded.push(sid.to_string());
+    }
+}
+
+/// The recording of answered call `sid` (`RE` + its digits).
+pub fn recording_sid(sid: &str) -> String {
+    format!("RE{}", sid.trim_start_matches("CA"))
+}
+
+/// The `RecordingUrl` the emulator reports for answered call `sid`, as Twilio forms it.
+pub fn recording_url(sid: &str) -> String {
+    format!(
+        "https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{}",
+        recording_sid(sid)
+    )
 }
 
 /// Plays a call's callbacks: shuffled, with duplicates and a late `ringing` after the end.

@@ -118,6 +118,17 @@ impl Runner {
             abandon_cap: self.campaign.rules.cap.cap,
             amd_false_positive_rate: self.campaign.rules.cap.amd_false_positive_rate,
         };
+        if let Some(l) = &self.live {
+            l.send(super::super::live::LiveEvent::Pacing {
+                campaign: self.campaign.id.clone(),
+                mode: snapshot.mode.clone(),
+                dial_ratio: snapshot.dial_ratio,
+                in_flight: self.dialer.in_flight(),
+                slots: self.campaign.rules.slots,
+                p_human: snapshot.p_human,
+                at: now,
+            });
+        }
         self.store.record_pacing(&self.campaign.id, &snapshot, now).await
     }
 

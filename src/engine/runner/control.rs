@@ -35,17 +35,20 @@ impl Runner {
         match rec.control {
             CampaignControl::Paused => {
                 self.hopper.clear();
+                self.live_state("paused", rec.by.clone());
                 info!(campaign = %self.id(), by, at = %at, in_flight,
                     "Campaign paused by the operator: no new dials; calls in flight end. `dialerd resume` picks up where it stopped.");
             }
             CampaignControl::Cancelled => {
                 self.hopper.clear();
+                self.live_state("cancelled", rec.by.clone());
                 info!(campaign = %self.id(), by, at = %at, in_flight,
                     "Campaign cancelled by the operator: never dialled again; its contacts keep their history.");
             }
             CampaignControl::Running => {
                 self.finished = false;
                 self.announced_sleep = None;
+                self.live_state("resumed", rec.by.clone());
                 info!(campaign = %self.id(), by, at = %at, "Campaign resumed by the operator.");
             }
         }

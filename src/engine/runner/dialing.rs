@@ -110,6 +110,7 @@ impl Runner {
                             .set_campaign_state(&self.campaign.id, CampaignState::Finished, now)
                             .await?;
                         info!(campaign = %self.id(), "Campaign finished: every contact is accounted for.");
+                        self.live_state("finished", None);
                     } else {
                         info!(campaign = %self.id(), remaining, "No calling window opens again for the remaining contacts.");
                     }
@@ -236,6 +237,7 @@ impl Runner {
                 self.backoff = FIRST_BACKOFF;
                 crate::telemetry::dial(&id);
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, "Dialing.");
+                self.live_call(key, "dialing", None, None);
                 self.call_ids.insert(key.contact, call_id.clone());
                 Some(call_id)
             }

@@ -77,6 +77,12 @@ impl Runner {
                         disposition = %step.disposition,
                         next_attempt_at = %step.next_attempt_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()),
                         "Call ended.");
+                    self.live_call(
+                        *key,
+                        "ended",
+                        Some(outcome.to_string()),
+                        Some(step.disposition.to_string()),
+                    );
                 }
                 (CallWrite::Close { key, outcome, .. }, Err(e)) => {
                     error!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %outcome, error = %e,

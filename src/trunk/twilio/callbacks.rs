@@ -110,6 +110,20 @@ pub struct AmdCallback {
     pub machine_detection_duration: Option<u32>,
 }
 
+/// The fields of a recording status callback (Twilio "RecordingStatusCallback parameters").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordingCallback {
+    /// The call recorded (`CA…`).
+    pub call_sid: String,
+    /// The recording (`RE…`).
+    pub recording_sid: String,
+    /// The recording resource's URL (media at this URL plus `.mp3` or `.wav`).
+    pub recording_url: String,
+    /// `in-progress`, `completed` or `absent`.
+    pub recording_status: String,
+}
+
 /// Twilio's `AnsweredBy` verdict (Answering Machine Detection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -60,6 +60,9 @@ pub struct CreateCall {
     pub machine_detection: MachineDetection,
     /// URL of the async AMD verdict.
     pub amd_callback: String,
+    /// Record the call, and post the recording's `completed` status here (`Record`,
+    /// `RecordingStatusCallback`); `None`: no recording.
+    pub recording_callback: Option<String>,
     /// What the answered call runs.
     pub instructions: Instructions,
 }
@@ -82,6 +85,13 @@ impl CreateCall {
             ("AsyncAmdStatusCallback", self.amd_callback.clone()),
             ("AsyncAmdStatusCallbackMethod", "POST".into()),
         ]);
+        if let Some(url) = &self.recording_callback {
+            f.extend([
+                ("Record", "true".into()),
+                ("RecordingStatusCallback", url.clone()),
+                ("RecordingStatusCallbackMethod", "POST".into()),
+            ]);
+        }
         f.push(match &self.instructions {
             Instructions::Twiml(t) => ("Twiml", t.clone()),
             Instructions::Url(u) => ("Url", u.clone()),
@@ -324,6 +334,7 @@ mod tests {
             status_callback: "https://d.example/v1/trunk/twilio/status?campaign=c&contact=1&attempt=1".into(),
             machine_detection: MachineDetection::DetectMessageEnd,
             amd_callback: "https://d.example/v1/trunk/twilio/amd?campaign=c&contact=1&attempt=1".into(),
+            recording_callback: None,
             instructions: Instructions::Twiml("<Response><Hangup/></Response>".into()),
         }
     }
@@ -349,6 +360,24 @@ mod tests {
         assert_eq!(get("AsyncAmdStatusCallback").len(), 1);
         assert_eq!(get("Twiml"), ["<Response><Hangup/></Response>"]);
         assert!(get("Url").is_empty());
+        assert!(get("Record").is_empty(), "no recording unless asked");
+        let recorded = CreateCall {
+            recording_callback: Some(
+                "https://d.example/v1/trunk/twilio/recording?campaign=c&contact=1&attempt=1".into(),
+            ),
+            ..call()
+        }
+        .form();
+        let get = |k: &str| {
+            recorded
+                .iter()
+                .filter(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("Record"), ["true"]);
+        assert_eq!(get("RecordingStatusCallbackMethod"), ["POST"]);
+        assert_eq!(get("RecordingStatusCallback").len(), 1);
     }
 
     #[test]

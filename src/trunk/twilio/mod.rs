@@ -15,7 +15,9 @@ pub mod track;
 pub mod trunk;
 pub mod twiml;
 
-pub use callbacks::{AmdCallback, AmdVerdict, CallStatus, CallTrack, CallbackTarget, StatusCallback};
+pub use callbacks::{
+    AmdCallback, AmdVerdict, CallStatus, CallTrack, CallbackTarget, RecordingCallback, StatusCallback,
+};
 pub use client::{CallResource, CallUpdate, CreateCall, Instructions, MachineDetection, TwilioClient};
 pub use error::TwilioError;
 pub use hub::{HubError, TwilioHub};

@@ -10,7 +10,7 @@ use super::client::{CallUpdate, CreateCall, Instructions, MachineDetection, Twil
 use super::hub::TwilioHub;
 use super::limits::AccountLimits;
 use super::twiml::{self, AgentConnect, Announcement, CallParameters};
-use crate::api::twilio::{AMD_PATH, STATUS_PATH};
+use crate::api::twilio::{AMD_PATH, RECORDING_PATH, STATUS_PATH};
 use crate::core::{AnswerAction, VoicemailAction};
 use crate::trunk::{DialRequest, OpenCall, Recovered, Trunk, TrunkError, TrunkEvent};
 use async_trait::async_trait;
@@ -70,6 +70,7 @@ pub struct TwilioTrunk {
     connect: AgentConnect,
     voicemail: VoicemailAction,
     limits: Option<Arc<AccountLimits>>,
+    record: bool,
 }
 
 impl TwilioTrunk {
@@ -100,7 +101,14 @@ impl TwilioTrunk {
             connect,
             voicemail,
             limits: None,
+            record: false,
         }
+    }
+
+    /// Records every call (`[trunk] record = true`), with its recording callback.
+    pub fn with_record(mut self, record: bool) -> TwilioTrunk {
+        self.record = record;
+        self
     }
 
     /// This trunk under the account's shared `limits` (by default it has none).
@@ -162,6 +170,7 @@ impl TwilioTrunk {
                 VoicemailAction::Hangup => MachineDetection::Enable,
             },
             amd_callback: self.callback(AMD_PATH, &target),
+            recording_callback: self.record.then(|| self.callback(RECORDING_PATH, &target)),
             instructions,
         }
     }
