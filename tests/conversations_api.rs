@@ -1,7 +1,8 @@
 //! The conversations API and the live events stream against a running daemon over loopback:
 //! every call record is listed exactly once through the cursor, newest first; each filter keeps
 //! exactly the records `dialerd export` says it should; one record's fields agree with its
-//! transcript and analysis; refusals are 400 / 401 / 404 with the parameter named. And
+//! transcript and analysis; refusals are 400 / 401 / 404 with the parameter named; a campaign's
+//! abandonment history ends at what its status says. And
 //! `GET /v1/events` streams one `ended` event per attempt that `dialerd export` shows.
 
 mod common;
@@ -170,6 +171,50 @@ fn conversations_are_listed_filtered_and_read_as_the_database_has_them() {
         let (code, body) = http("GET", &format!("{base}/v1/conversations/{path}"), Some(READ));
         assert_eq!(code, 404, "{path}: {body}");
     }
+
+    // Abandonment over time: each point's windows from the recorded attempts; the last point
+    // agrees with the status (same attempts) and with the export's person-answered count.
+    let h = get(&format!(
+        "{base}/v1/campaigns/spring/abandonment?hours=1&step_minutes=5"
+    ));
+    let points = h["points"].as_array().unwrap();
+    assert!((12..=13).contains(&points.len()), "{h}");
+    let status = get(&format!("{base}/v1/campaigns/spring"));
+    let last = points.last().unwrap();
+    for k in ["human", "abandoned"] {
+        assert_eq!(last["last_24h"][k], status["abandonment_24h"][k], "{k}: {h}");
+        assert_eq!(last["last_30d"][k], status["abandonment_30d"][k], "{k}: {h}");
+    }
+    let answered = count(&|r| {
+        r.campaign == "spring" && matches!(r.outcome.as_deref(), Some("human" | "callback_requested" | "abandoned"))
+    });
+    assert_eq!(last["last_24h"]["human"].as_u64(), Some(answered as u64));
+    let humans: Vec<u64> = points
+        .iter()
+        .map(|p| p["last_30d"]["human"].as_u64().unwrap())
+        .collect();
+    assert!(
+        humans.windows(2).all(|w| w[0] <= w[1]),
+        "a 30-day count fell within the hour: {humans:?}"
+    );
+    assert_eq!(h["abandon_cap"], status["compliance"]["abandon_cap"]);
+    for (q, code, name) in [
+        ("hours=0", 400, "`hours`"),
+        ("hours=24&step_minutes=1", 400, "`step_minutes`"),
+        ("span=1", 400, "`span`"),
+    ] {
+        let (got, body) = http(
+            "GET",
+            &format!("{base}/v1/campaigns/spring/abandonment?{q}"),
+            Some(READ),
+        );
+        assert_eq!(got, code, "{q}: {body}");
+        assert!(body.contains(name), "{q}: {body}");
+    }
+    let (code, _) = http("GET", &format!("{base}/v1/campaigns/nope/abandonment"), Some(READ));
+    assert_eq!(code, 404);
+    let (code, _) = http("GET", &format!("{base}/v1/campaigns/spring/abandonment"), None);
+    assert_eq!(code, 401);
 
     // A recording the trunk reported (what Twilio's recording callback stores): 302 to it.
     let rt = tokio::runtime::Builder::new_current_thread()

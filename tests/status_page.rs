@@ -113,6 +113,13 @@ fn the_page_renders_every_campaign_and_follows_its_calls_live() {
             Some(if id == "spring" { "400" } else { "300" })
         );
     }
+    // Each campaign's chart was seeded from its abandonment history and draws both windows.
+    assert_eq!(
+        last["history"].as_u64(),
+        Some(2),
+        "history not loaded for both campaigns: {last}"
+    );
+    assert_eq!(last["charts"].as_u64(), Some(4), "two lines per campaign chart: {last}");
     // What the page shows is what the API says (the API only moves forward meanwhile).
     let (_, body) = http("GET", &format!("{base}/v1/campaigns/spring"), Some(READ));
     let api: Value = serde_json::from_str(&body).unwrap();

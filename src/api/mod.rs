@@ -2,12 +2,15 @@
 //! router built here, with shared limits and errors. Surfaces: [`health`] (`GET /healthz`),
 //! [`twilio`] (Twilio's status and AMD callbacks), [`livekit`] (LiveKit's webhooks) and
 //! [`agent`] (the voice agent's events and the OpenAPI document), [`campaigns`] (status and
-//! pause / resume / cancel), [`metrics`] (Prometheus) and `GET /readyz`; [`operator`] holds
+//! pause / resume / cancel), [`abandonment`] (a campaign's abandonment over time),
+//! [`conversations`] (calls, transcripts, recordings), [`events`] (live Server-Sent Events),
+//! [`page`] (the status page at `/`), [`metrics`] (Prometheus) and `GET /readyz`; [`operator`] holds
 //! what the operator surfaces share and their scoped bearer tokens. Every request is held to `[api]
 //! max_body_bytes` (413) and `request_timeout` (408); every refusal is an [`ApiError`] answered
 //! as JSON, including the bare statuses of lower layers (unknown route, body limit, timeout).
 //! A refused request is answered before anything reaches a campaign.
 
+pub mod abandonment;
 pub mod agent;
 pub mod auth;
 pub mod campaigns;
@@ -72,6 +75,7 @@ pub fn router(state: Arc<ApiState>, limits: &ApiSettings) -> Router {
         .merge(livekit::routes())
         .merge(agent::routes())
         .merge(campaigns::routes())
+        .merge(abandonment::routes())
         .merge(conversations::routes())
         .merge(events::routes())
         .merge(page::routes())

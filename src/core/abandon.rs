@@ -106,6 +106,30 @@ impl AbandonLedger {
     }
 }
 
+/// The 24-hour and 30-day counts at each of `points` (ascending, UTC), from per-minute counts
+/// `(minute start, human, abandoned)` ascending: what the ledger would have said at each point,
+/// for a chart of abandonment over time. A minute counts at a point once it has started.
+pub fn rolling_series(
+    minutes: &[(DateTime<Utc>, u32, u32)],
+    points: &[DateTime<Utc>],
+) -> Vec<(AbandonCounts, AbandonCounts)> {
+    let mut ledger = AbandonLedger::new();
+    let mut next = minutes.iter().peekable();
+    points
+        .iter()
+        .map(|&at| {
+            while let Some(&&(m, h, a)) = next.peek() {
+                if m > at {
+                    break;
+                }
+                ledger.record(m, h, a);
+                next.next();
+            }
+            (ledger.counts(at, Duration::hours(24)), ledger.counts(at, MAX_WINDOW))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +160,30 @@ mod tests {
         assert!((l.counts(now, Duration::days(30)).rate() - 0.03).abs() < 1e-12);
         l.record(t0 + Duration::days(31), 10, 0);
         assert_eq!(l.counts(t0 + Duration::days(31), Duration::days(30)).human, 110);
+    }
+
+    #[test]
+    fn series_says_at_each_point_what_the_ledger_said_then() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let minutes = [
+            (t0, 100, 5),
+            (t0 + Duration::hours(2), 50, 0),
+            (t0 + Duration::hours(26), 10, 1),
+        ];
+        let points: Vec<_> = (0..=27).map(|h| t0 + Duration::hours(h)).collect();
+        let s = rolling_series(&minutes, &points);
+        assert_eq!(s.len(), 28);
+        let c = |h, a| AbandonCounts { human: h, abandoned: a };
+        assert_eq!(s[0], (c(100, 5), c(100, 5)));
+        assert_eq!(s[1], (c(100, 5), c(100, 5)));
+        assert_eq!(s[2], (c(150, 5), c(150, 5)));
+        // Hour 25: the first minute has left the 24-hour window, not the 30-day one.
+        assert_eq!(s[25], (c(50, 0), c(150, 5)));
+        // Hour 26: the window starts after the minute at hour 2, as the ledger's own does.
+        assert_eq!(s[26], (c(10, 1), c(160, 6)));
+        assert_eq!(s[27].1, c(160, 6));
+        assert!(rolling_series(&[], &points).iter().all(|p| *p == (c(0, 0), c(0, 0))));
     }
 }

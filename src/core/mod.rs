@@ -15,7 +15,7 @@ pub mod types;
 pub mod window;
 pub mod zones;
 
-pub use abandon::{AbandonCounts, AbandonLedger};
+pub use abandon::{AbandonCounts, AbandonLedger, rolling_series};
 pub use call::{AnswerAction, Call, CallEvent, Phase};
 pub use compliance::{AbandonCap, AbandonPolicy, AttemptLimits};
 pub use cps::CpsWindow;

@@ -33,6 +33,8 @@ PROBE = """(() => {
     out[s.dataset.campaign] = f;
   }
   return JSON.stringify({live_events: Number(document.body.dataset.liveEvents || 0),
+                         history: Number(document.body.dataset.history || 0),
+                         charts: document.querySelectorAll('section.campaign svg.chart polyline').length,
                          live: document.getElementById('live').textContent, campaigns: out});
 })()"""
 
