@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Daemon, campaign_toml, export, http, write_contacts};
+use common::{Daemon, campaign_toml, export, http, wait_until, write_contacts};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -56,14 +56,6 @@ fn walk(base: &str, query: &str, limit: u32) -> Vec<Value> {
             Some(c) => cursor = Some(c.to_string()),
             None => return all,
         }
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

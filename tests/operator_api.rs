@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{Daemon, campaign_dir, export, http, run};
+use common::{Daemon, campaign_dir, export, http, run, wait_until};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const READ: &str = "read-token-1";
 const CONTROL: &str = "control-token-1";
@@ -32,14 +32,6 @@ fn campaign(base: &str) -> serde_json::Value {
     let (code, body) = http("GET", &format!("{base}/v1/campaigns/spring"), Some(READ));
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -91,11 +91,11 @@ async fn history(
     let (s, _) = authorized(&state, &headers, TokenScope::Read)?;
     let (hours, step) = window(query.as_deref())?;
     let now = Utc::now();
-    let store_error = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "API request failed on the database.");
-        ApiError::Unavailable("the database did not answer".into())
-    };
-    let status = s.store.campaign_status(Some(&id), 0, now).await.map_err(store_error)?;
+    let status = s
+        .store
+        .campaign_status(Some(&id), 0, now)
+        .await
+        .map_err(ApiError::store)?;
     let Some(status) = status.into_iter().next() else {
         return Err(ApiError::NotFound(format!("no campaign `{id}`")));
     };
@@ -105,7 +105,7 @@ async fn history(
         .store
         .abandon_minutes(&id, since)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::store)?
         .into_iter()
         .map(|m| (m.minute, m.human, m.abandoned))
         .collect();

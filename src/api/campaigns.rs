@@ -24,16 +24,11 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/campaigns/{id}/{action}", post(control))
 }
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "API request failed on the database.");
-    ApiError::Unavailable("the database did not answer".into())
-}
-
 async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
     let (s, _) = authorized(&state, &headers, TokenScope::Read)?;
     let now = Utc::now();
-    let status = s.store.campaign_status(None, 5, now).await.map_err(store_error)?;
-    let outbox = s.store.outbox_gauges().await.map_err(store_error)?;
+    let status = s.store.campaign_status(None, 5, now).await.map_err(ApiError::store)?;
+    let outbox = s.store.outbox_gauges().await.map_err(ApiError::store)?;
     let age = outbox
         .oldest_pending
         .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
@@ -53,7 +48,7 @@ async fn one(
         .store
         .campaign_status(Some(&id), 5, Utc::now())
         .await
-        .map_err(store_error)?;
+        .map_err(ApiError::store)?;
     status
         .into_iter()
         .next()
@@ -85,7 +80,7 @@ async fn control(
         .map_err(|e| match e {
             ControlError::UnknownCampaign(_) => ApiError::NotFound(e.to_string()),
             ControlError::Cancelled(_) => ApiError::Conflict(e.to_string()),
-            ControlError::Store(e) => store_error(e),
+            ControlError::Store(e) => ApiError::store(e),
         })?;
     info!(campaign = %id, control = record.control.as_str(), by = %by, "Campaign control changed through the API.");
     if let Some(tx) = &s.requests {

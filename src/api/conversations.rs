@@ -31,11 +31,6 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/conversations/{id}/audio", get(audio))
 }
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "API request failed on the database.");
-    ApiError::Unavailable("the database did not answer".into())
-}
-
 /// Reads the list's query string; every refusal names the parameter.
 ///
 /// Errors: [`ApiError::BadRequest`] for an unknown or repeated parameter or a bad value.
@@ -138,7 +133,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let (s, _) = authorized(&state, &headers, TokenScope::Read)?;
     let f = filter(query.as_deref())?;
-    let (page, next) = s.store.conversations(&f).await.map_err(store_error)?;
+    let (page, next) = s.store.conversations(&f).await.map_err(ApiError::store)?;
     let items: Vec<Value> = page.iter().map(summary).collect();
     Ok(Json(
         json!({ "conversations": items, "next_cursor": next.map(|c| c.encode()) }),
@@ -150,7 +145,7 @@ async fn found(state: &ApiState, headers: &HeaderMap, id: &str) -> Result<Conver
     s.store
         .conversation(id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))
 }
 
@@ -172,7 +167,7 @@ async fn transcript(
         .store
         .conversation_transcript(&id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation `{id}`")))?;
     let messages: Vec<Value> = messages
         .iter()

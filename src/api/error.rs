@@ -103,3 +103,12 @@ impl IntoResponse for ApiError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+impl ApiError {
+    /// A database failure while serving an operator request: logged with its `error`, answered
+    /// 503 without the database's own text.
+    pub fn store(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "API request failed on the database.");
+        ApiError::Unavailable("the database did not answer".into())
+    }
+}

@@ -297,3 +297,12 @@ pub fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
         (status, resp.text().await.unwrap())
     })
 }
+
+/// Polls `ok` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
