@@ -123,15 +123,7 @@ async fn the_example_campaign_on_livekit_runs_to_idle_with_the_mock_s_outcomes()
     assert!(status.success(), "{log}");
     assert!(!log.contains(API_SECRET), "the API secret is in the log:\n{log}");
     assert!(!log.contains(API_KEY), "the API key is in the log:\n{log}");
-    let status = common::run(&["status", "--database", db.to_str().unwrap()]);
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains("example"), "status names the campaign:\n{status}");
-    for secret in [API_KEY, API_SECRET] {
-        assert!(
-            !status.contains(secret),
-            "a credential is in `dialerd status`:\n{status}"
-        );
-    }
+    common::assert_status_keeps_secrets(&db, "example", &[API_KEY, API_SECRET]);
 
     let out = common::run(&["export", "example", "--database", db.to_str().unwrap()]);
     assert!(out.status.success(), "{}\n{log}", String::from_utf8_lossy(&out.stderr));

@@ -108,13 +108,7 @@ async fn a_twilio_campaign_runs_to_idle_with_the_emulator_s_outcomes() {
     }
     let db = root.path().join("d.db");
     let log = run_to_idle(&dir, &db, &url).await;
-    let status = common::run(&["status", "--database", db.to_str().unwrap()]);
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains("flow"), "status names the campaign:\n{status}");
-    assert!(
-        !status.contains(TOKEN),
-        "the auth token is in `dialerd status`:\n{status}"
-    );
+    common::assert_status_keeps_secrets(&db, "flow", &[TOKEN]);
 
     let flow = attempts(&db, "flow", &log);
     let of = |i: usize| flow.get(&phones[i]).cloned().unwrap_or_default();

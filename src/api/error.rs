@@ -45,6 +45,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A database failure while serving an operator request: logged with its `error`, answered
+    /// 503 without the database's own text.
+    pub fn store(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "API request failed on the database.");
+        ApiError::Unavailable("the database did not answer".into())
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -101,14 +108,5 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
         (self.status(), Json(body)).into_response()
-    }
-}
-
-impl ApiError {
-    /// A database failure while serving an operator request: logged with its `error`, answered
-    /// 503 without the database's own text.
-    pub fn store(e: crate::store::StoreError) -> ApiError {
-        tracing::error!(error = %e, "API request failed on the database.");
-        ApiError::Unavailable("the database did not answer".into())
     }
 }

@@ -265,6 +265,19 @@ pub fn export(db: &Path, campaign: &str) -> Vec<Row> {
     r.deserialize().map(|row| row.unwrap()).collect()
 }
 
+/// Human `dialerd status` of `db`, checked to name `campaign` and to contain none of `secrets`.
+pub fn assert_status_keeps_secrets(db: &Path, campaign: &str, secrets: &[&str]) {
+    let out = run(&["status", "--database", db.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(campaign),
+        "status names `{campaign}`:\n{text}"
+    );
+    for secret in secrets {
+        assert!(!text.contains(secret), "a credential is in `dialerd status`:\n{text}");
+    }
+}
+
 /// `dialerd status --json` parsed.
 pub fn status(db: &Path) -> serde_json::Value {
     let out = run(&["status", "--json", "--database", db.to_str().unwrap()]);
