@@ -88,6 +88,7 @@ fn columns(phone: &str, alternates: &[&str]) -> ContactsFile {
         email: None,
         timezone: None,
         priority: None,
+        ..Default::default()
     }
 }
 

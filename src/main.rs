@@ -102,6 +102,18 @@ enum Command {
         #[arg(long)]
         until_idle: bool,
     },
+    /// For every contact of a campaign's list, without a database: may it be dialled at TIME, every
+    /// rule that stops it, and when it next may be; then counts by reason and a week's histogram.
+    Preflight {
+        /// The campaign file.
+        file: PathBuf,
+        /// The instant to check (RFC 3339, e.g. 2026-12-07T15:00:00Z); default now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// One CSV row per contact on stdout instead of the summary.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Validate campaign files and their contact lists without touching a database. Exits 1 if any is invalid.
     Check {
         /// Campaign files.
@@ -316,6 +328,21 @@ fn run_cli() -> Result<ExitCode> {
         .context("starting the tokio runtime")?;
     match cli.command {
         Command::Check { files, json, rejects } => Ok(check(&files, json, rejects.as_deref())),
+        Command::Preflight { file, at, csv } => {
+            let at = match at {
+                None => chrono::Utc::now(),
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("--at `{t}` is not an RFC 3339 time like 2026-12-07T15:00:00Z"))?
+                    .with_timezone(&chrono::Utc),
+            };
+            let report = dialerd::campaign::preflight::preflight(&file, at)?;
+            if csv {
+                report.write_csv(std::io::stdout().lock())?;
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pause(a) => rt.block_on(control_cmd::run(a, CampaignControl::Paused, &settings.database_url)),
         Command::Resume(a) => rt.block_on(control_cmd::run(a, CampaignControl::Running, &settings.database_url)),
         Command::Cancel(a) => rt.block_on(control_cmd::run(a, CampaignControl::Cancelled, &settings.database_url)),

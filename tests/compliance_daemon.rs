@@ -220,6 +220,7 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             email: None,
             timezone: None,
             priority: None,
+            ..Default::default()
         },
         default_region: dialerd::campaign::phone::Region::US,
         default_timezone: chrono_tz::America::New_York,

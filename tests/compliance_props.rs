@@ -50,6 +50,8 @@ fn rules(window: usize, holidays: &[NaiveDate], limits: AttemptLimits, max_attem
             .with_holidays(holidays.iter().copied()),
         cap: AbandonCap::DEFAULT,
         limits,
+        state_rules: Default::default(),
+        consent: None,
     }
 }
 
@@ -142,7 +144,12 @@ proptest! {
                 RefusalReason::RecentAbandon => !hold_ok,
                 RefusalReason::Holiday => zones.iter().any(|z| holidays.contains(&now.with_timezone(z).date_naive())),
                 RefusalReason::OutsideHours => !zones_ok,
-                RefusalReason::AbandonCap => false,
+                // No state rules, no consent requirement in these rules.
+                RefusalReason::AbandonCap
+                | RefusalReason::StateHours
+                | RefusalReason::StateDay
+                | RefusalReason::StateCap
+                | RefusalReason::NoConsent => false,
             };
             prop_assert!(broken, "{} named but not broken", reason);
             if let Some(t) = until {

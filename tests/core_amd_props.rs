@@ -35,6 +35,8 @@ fn rules(slots: u32, voicemail: VoicemailAction) -> Rules {
         .unwrap(),
         cap: AbandonCap::DEFAULT,
         limits: AttemptLimits::default(),
+        state_rules: Default::default(),
+        consent: None,
     }
 }
 

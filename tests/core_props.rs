@@ -56,6 +56,8 @@ fn rules(slots: u32, max_attempts: u32, windows: Vec<String>, voicemail: Voicema
         window: CallingWindow::new(&windows, LegalHours::DEFAULT, None, None).unwrap(),
         cap: AbandonCap::DEFAULT,
         limits: AttemptLimits::default(),
+        state_rules: Default::default(),
+        consent: None,
     }
 }
 

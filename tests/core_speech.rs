@@ -29,6 +29,8 @@ fn rules(windows: &[&str]) -> Rules {
         window: CallingWindow::new(&windows, LegalHours::DEFAULT, None, None).unwrap(),
         cap: AbandonCap::DEFAULT,
         limits: AttemptLimits::default(),
+        state_rules: Default::default(),
+        consent: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn source(path: &Path) -> ContactSource {
             email: None,
             timezone: None,
             priority: None,
+            ..Default::default()
         },
         default_region: Region::US,
         default_timezone: chrono_tz::America::New_York,

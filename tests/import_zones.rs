@@ -37,6 +37,7 @@ fn source(dir: &Path, name: &str, text: &str) -> ContactSource {
             email: None,
             timezone: Some("tz".into()),
             priority: None,
+            ..Default::default()
         },
         default_region: dialerd::campaign::phone::Region::US,
         default_timezone: chrono_tz::America::New_York,

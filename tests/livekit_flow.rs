@@ -57,6 +57,8 @@ fn campaign(dir: &std::path::Path, n: usize) {
             "kind = \"livekit\"\n\n[trunk.livekit]\nsip_trunk_id = \"ST_outbound\"\nagent_name = \"renewals-agent\"\nmax_call_duration = \"30m\"",
         )
         .lines()
+        // The state rules stay on: only the sim trunk may turn them off.
+        .filter(|l| !l.starts_with("state_rules"))
         .map(|l| {
             // What a real trunk needs beyond the kind: the legal hours, and the AMD's measured
             // false-positive rate under Ofcom's measure.

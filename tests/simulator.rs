@@ -279,7 +279,7 @@ proptest! {
             calls_per_second: 10,
             timezone: zones[0],
             start: Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).unwrap()),
-            contacts: Some(contacts),
+            contacts: Some(contacts.into_iter().map(Into::into).collect()),
         };
         let r = simulate(&rules, &CallModel::new(&file).unwrap(), &opts);
         prop_assert!(r.dials > 0);

@@ -40,6 +40,7 @@ pub async fn analyze(
         "custom_analysis_data": {}, "tags": [], "scores": [],
         "knowledge_gaps": gaps, "conversions": conversions, "transcript": transcript,
         "metrics": metrics, "speed_to_lead": stages::speed_to_lead(rec),
+        "consent": crate::campaign::contact_signals::consent_in(&cfg.consent_columns, &rec.contact_fields),
     });
     let mut errors = Vec::new();
     if transcript.is_empty() {

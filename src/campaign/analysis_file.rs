@@ -219,6 +219,10 @@ pub struct AnalysisConfig {
     pub crm: Option<CrmFile>,
     /// `[follow_up]`.
     pub follow_up: FollowUpFile,
+    /// The `[contacts]` consent columns, so that `call_analyzed` carries the contact's consent
+    /// evidence (empty for a job queued before they existed).
+    #[serde(default)]
+    pub consent_columns: super::contact_signals::ConsentColumns,
 }
 
 fn check_url(key: &str, url: &str, err: &mut dyn FnMut(&str, String)) {

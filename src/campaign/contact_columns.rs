@@ -61,6 +61,9 @@ pub(crate) struct ColumnMap {
     email: Option<Col>,
     timezone: Option<Col>,
     priority: Option<Col>,
+    /// `consent_at` and `consent_kind`, checked per row; they stay among the custom fields.
+    consent_at: Option<Col>,
+    consent_kind: Option<Col>,
     custom: Vec<Col>,
 }
 
@@ -105,6 +108,14 @@ impl ColumnMap {
         let email = optional(&c.email, "email", "email")?;
         let timezone = optional(&c.timezone, "timezone", "timezone")?;
         let priority = optional(&c.priority, "priority", "priority")?;
+        // Signal columns must exist when mapped; their cells stay among the custom fields, where
+        // the runner and preflight read them (`contact_signals`).
+        let mapped = |name: &Option<String>, field: &'static str| name.as_ref().map(|n| required(n, field)).transpose();
+        mapped(&c.state, "state")?;
+        mapped(&c.postal_code, "postal_code")?;
+        mapped(&c.consent_source, "consent_source")?;
+        let consent_at = mapped(&c.consent_at, "consent_at")?;
+        let consent_kind = mapped(&c.consent_kind, "consent_kind")?;
         let mut used: HashSet<usize> = alternates.iter().map(|a| a.idx).collect();
         used.insert(phone.idx);
         used.extend(
@@ -128,6 +139,8 @@ impl ColumnMap {
             email,
             timezone,
             priority,
+            consent_at,
+            consent_kind,
             custom,
         })
     }
@@ -216,6 +229,16 @@ impl ColumnMap {
             ),
             _ => None,
         };
+        let at = self.consent_at.as_ref().map(|c| (c.idx, c.label.as_str(), cell(c)));
+        let kind = self.consent_kind.as_ref().map(|c| (c.idx, c.label.as_str(), cell(c)));
+        super::contact_signals::check_consent_cells(at.map(|(_, l, v)| (l, v)), kind.map(|(_, l, v)| (l, v))).map_err(
+            |reason| {
+                let bad_at = at
+                    .is_some_and(|(_, _, v)| !v.is_empty() && super::contact_signals::parse_consent_time(v).is_none());
+                let idx = if bad_at { at.map(|a| a.0) } else { kind.map(|k| k.0) };
+                (idx.unwrap_or(self.phone.idx), reason)
+            },
+        )?;
         let mut custom_fields = BTreeMap::new();
         for c in &self.custom {
             custom_fields

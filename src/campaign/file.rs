@@ -81,10 +81,43 @@ pub struct ContactsFile {
     /// instant, higher is dialled first (default `priority` when present; an empty cell is 0).
     #[serde(default)]
     pub priority: Option<String>,
+    /// Column holding the contact's US state or Canadian province (`FL`, `Florida`, `US-FL`); its
+    /// rules apply with those of the postal code and the area code.
+    pub state: Option<String>,
+    /// Column holding the contact's postal code (US ZIP, Canadian postal code).
+    pub postal_code: Option<String>,
+    /// Column holding when the contact gave consent to be called (RFC 3339, `YYYY-MM-DD HH:MM:SS`
+    /// UTC, or `YYYY-MM-DD`); an empty cell means no consent.
+    pub consent_at: Option<String>,
+    /// Column naming where the consent came from (a form URL, a recording id); carried with the call.
+    pub consent_source: Option<String>,
+    /// Column saying `express` or `written` for each consent; unmapped, evidence counts as express.
+    pub consent_kind: Option<String>,
 }
 
 fn default_phone_column() -> String {
     "phone".to_string()
+}
+
+impl Default for ContactsFile {
+    /// No file, the `phone` column, nothing else mapped.
+    fn default() -> Self {
+        ContactsFile {
+            file: String::new(),
+            phone: default_phone_column(),
+            alternate_phones: Vec::new(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            timezone: None,
+            priority: None,
+            state: None,
+            postal_code: None,
+            consent_at: None,
+            consent_source: None,
+            consent_kind: None,
+        }
+    }
 }
 
 /// `[schedule]`: windows in the contact's local time, plus absolute start/end (UTC).
@@ -313,6 +346,15 @@ pub struct ComplianceFile {
     /// the mode can abandon. It must name the caller and give a callback number
     /// (FTC TSR 16 CFR 310.4(b)(4)(iii)).
     pub safe_harbor_message: Option<String>,
+    /// Apply the state and provincial rules (`jurisdictions.toml`); default true. `false` is
+    /// allowed only on the sim trunk.
+    pub state_rules: Option<bool>,
+    /// An operator's jurisdiction rules file, relative to the campaign file: its entries replace
+    /// shipped ones with the same code and add new codes.
+    pub state_rules_file: Option<String>,
+    /// The consent each contact must have given: `none` (default), `express` or `written`
+    /// (TCPA 47 U.S.C. 227(b); an AI voice is an artificial voice, FCC 24-17).
+    pub consent: Option<String>,
 }
 
 /// Trunk kinds accepted in `[trunk] kind`.

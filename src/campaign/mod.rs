@@ -3,7 +3,9 @@
 
 pub mod analysis_file;
 pub mod check;
+pub mod compliance_file;
 pub mod contact_columns;
+pub mod contact_signals;
 pub mod contact_zone;
 pub mod contacts;
 pub mod dnc;
@@ -11,8 +13,10 @@ pub mod file;
 pub mod livekit_file;
 pub mod ordered;
 pub mod phone;
+pub mod preflight;
 pub mod progress;
 pub mod rejects;
+pub mod state_rules_file;
 pub mod template;
 pub mod twilio_file;
 pub mod validate;

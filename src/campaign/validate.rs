@@ -4,12 +4,11 @@
 use super::contacts::{ContactSource, parse_region};
 use super::file::{CampaignFile, ModeFile, SimFile, TrunkKindFile, VoicemailActionFile, toml_datetime_utc};
 use super::phone::is_e164;
-use crate::core::compliance::ABANDON_HOLD;
 use crate::core::{
-    AbandonCap, AbandonPolicy, AttemptLimits, CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode,
-    Policy, Priors, RetryPolicy, Rules, VoicemailAction,
+    CallbackPolicy, CallingWindow, LegalHours, PacingConfig, PacingMode, Policy, Priors, RetryPolicy, Rules,
+    VoicemailAction,
 };
-use chrono::{NaiveDate, TimeDelta};
+use chrono::TimeDelta;
 use chrono_tz::Tz;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -233,7 +232,7 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             }
         },
     };
-    let holidays = holidays(&f.compliance.holidays, err);
+    let holidays = super::compliance_file::holidays(&f.compliance.holidays, err);
     let window = legal.and_then(
         |legal| match CallingWindow::new(&f.schedule.windows, legal, start_at, end_at) {
             Ok(w) => Some(w.with_holidays(holidays)),
@@ -296,6 +295,7 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         webhooks: f.webhooks.clone(),
         crm: f.crm.clone(),
         follow_up: f.follow_up.clone(),
+        consent_columns: super::contact_signals::ConsentColumns::of(&f.contacts),
     };
     super::analysis_file::validate_analysis(&analysis, err);
 
@@ -325,7 +325,8 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         ModeFile::VicidialAdaptive => PacingMode::VicidialAdaptive,
     };
     validate_pacing(d, err);
-    let (cap, mut limits) = compliance(f, mode, err);
+    let (cap, mut limits) = super::compliance_file::compliance(f, mode, err);
+    let (state_rules, consent) = super::compliance_file::state_rules_and_consent(path, f, err);
     if let Some(gap) = limits.min_gap
         && gap > TimeDelta::days(7)
     {
@@ -362,6 +363,8 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             window: window?,
             cap,
             limits,
+            state_rules,
+            consent,
         },
         dialer: DialerSettings {
             calls_per_second: d.calls_per_second,
@@ -403,114 +406,6 @@ fn validate_pacing(d: &super::file::DialerFile, err: &mut dyn FnMut(&str, String
             format!("{} must be in -100..100", d.vicidial_intensity),
         );
     }
-}
-
-/// `[compliance]`: holidays, abandonment cap and policy, attempt limits, safe-harbor message.
-fn compliance(f: &CampaignFile, mode: PacingMode, err: &mut dyn FnMut(&str, String)) -> (AbandonCap, AttemptLimits) {
-    let c = &f.compliance;
-    let policy = match c.abandon_policy.as_deref() {
-        None => AbandonPolicy::Both,
-        Some(s) => AbandonPolicy::parse(s).unwrap_or_else(|| {
-            err(
-                "compliance.abandon_policy",
-                format!("`{s}` must be one of us_tsr, uk_ofcom, both"),
-            );
-            AbandonPolicy::Both
-        }),
-    };
-    let cap = c.abandon_cap.unwrap_or(0.03);
-    if !(cap > 0.0 && cap <= 0.03) {
-        err(
-            "compliance.abandon_cap",
-            format!("{cap} must be above 0 and at most 0.03 (16 CFR 310.4(b)(4)(i); Ofcom: 3% over 24 hours)"),
-        );
-    }
-    if f.dialer.target_abandon_rate > cap {
-        err(
-            "dialer.target_abandon_rate",
-            format!("{} is above compliance.abandon_cap {cap}", f.dialer.target_abandon_rate),
-        );
-    }
-    let sim = f.trunk.kind == TrunkKindFile::Sim;
-    let fp = match c.amd_false_positive_rate {
-        Some(r) if !(0.0..1.0).contains(&r) => {
-            err("compliance.amd_false_positive_rate", format!("{r} must be in 0..1"));
-            0.0
-        }
-        Some(r) => r,
-        None if sim => f.trunk.sim.amd_false_positive,
-        None => {
-            if policy.ofcom() {
-                err(
-                    "compliance.amd_false_positive_rate",
-                    "is required under uk_ofcom/both on a real trunk: Ofcom counts AMD false positives (persons hung up on as machines) as abandoned calls".into(),
-                );
-            }
-            0.0
-        }
-    };
-    if policy.ofcom() && fp >= cap {
-        err(
-            "compliance.amd_false_positive_rate",
-            format!("{fp} alone reaches the {cap} cap under Ofcom's measure; no pacing could comply"),
-        );
-    }
-    if c.max_attempts_per_day == Some(0) {
-        err("compliance.max_attempts_per_day", "must be at least 1".into());
-    }
-    match &c.safe_harbor_message {
-        None if mode.can_abandon() => err(
-            "compliance.safe_harbor_message",
-            format!(
-                "is required with mode `{}`, which can abandon calls (FTC TSR 16 CFR 310.4(b)(4)(iii): a recorded message within 2 s naming the seller and a callback number)",
-                mode.as_str()
-            ),
-        ),
-        Some(m) if m.trim().is_empty() => err("compliance.safe_harbor_message", "must not be empty".into()),
-        Some(m) if m.chars().filter(char::is_ascii_digit).count() < 7 => err(
-            "compliance.safe_harbor_message",
-            "must give a callback number (16 CFR 310.4(b)(4)(iii)); none was found".into(),
-        ),
-        Some(m) => {
-            if let Err(e) = super::template::check(m) {
-                err(
-                    "compliance.safe_harbor_message",
-                    format!("is not a valid template: {e}"),
-                );
-            }
-        }
-        None => {}
-    }
-    let limits = AttemptLimits {
-        max_per_day: c.max_attempts_per_day,
-        min_gap: c.min_gap.map(|d| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)),
-        abandon_hold: mode.can_abandon().then_some(ABANDON_HOLD),
-    };
-    (
-        AbandonCap {
-            policy,
-            cap,
-            amd_false_positive_rate: fp,
-        },
-        limits,
-    )
-}
-
-/// `[compliance] holidays`: `YYYY-MM-DD` dates; each bad one is reported with its index.
-fn holidays(list: &[String], err: &mut dyn FnMut(&str, String)) -> Vec<NaiveDate> {
-    list.iter()
-        .enumerate()
-        .filter_map(|(i, d)| {
-            NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-                .map_err(|e| {
-                    err(
-                        &format!("compliance.holidays[{i}]"),
-                        format!("`{d}` is not a YYYY-MM-DD date: {e}"),
-                    )
-                })
-                .ok()
-        })
-        .collect()
 }
 
 fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {

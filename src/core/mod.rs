@@ -9,6 +9,8 @@ pub mod cps;
 pub mod dialer;
 pub mod due;
 pub mod estimate;
+pub mod jurisdiction;
+pub mod jurisdiction_map;
 pub mod pacing;
 pub mod policy;
 pub mod types;
@@ -20,8 +22,11 @@ pub use call::{AnswerAction, Call, CallEvent, Phase};
 pub use compliance::{AbandonCap, AbandonPolicy, AttemptLimits};
 pub use cps::CpsWindow;
 pub use dialer::{Decision, Dialer};
-pub use due::{Candidate, Refusal, Refused, Rules, check_due};
+pub use due::{
+    Candidate, Consent, ConsentKind, ConsentRequirement, Refusal, Refused, Rules, all_refusals, check_due, consent_ok,
+};
 pub use estimate::{Estimates, OutcomeProbs, Priors};
+pub use jurisdiction::{JurisdictionCode, StateRule, StateRules};
 pub use pacing::{Pacer, PacingConfig, PacingInput, PacingMode, SlotCounts};
 pub use policy::{CallbackPolicy, NextStep, Policy, RetryPolicy, VoicemailAction};
 pub use types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, EndReason, Outcome, RefusalReason};

@@ -135,6 +135,9 @@ string_enum! {
         /// The trunk will never call this number (Twilio 21211 invalid `To`, 21217 not a valid
         /// number, …): no further attempt.
         InvalidNumber => "invalid_number",
+        /// The contact lacks the consent the campaign requires (`[compliance] consent`): never
+        /// dialled. A re-import that changes the contact's data looks at it again.
+        NoConsent => "no_consent",
     }
 }
 
@@ -142,7 +145,10 @@ impl Disposition {
     /// The contact status this disposition leaves the contact in.
     pub fn contact_status(self) -> ContactStatus {
         match self {
-            Disposition::Completed | Disposition::VoicemailLeft | Disposition::InvalidNumber => ContactStatus::Done,
+            Disposition::Completed
+            | Disposition::VoicemailLeft
+            | Disposition::InvalidNumber
+            | Disposition::NoConsent => ContactStatus::Done,
             Disposition::RetryScheduled | Disposition::CallbackScheduled => ContactStatus::Scheduled,
             Disposition::Exhausted => ContactStatus::Exhausted,
             Disposition::Dnc => ContactStatus::Dnc,
@@ -169,6 +175,16 @@ string_enum! {
         MinGap => "min_gap",
         /// The contact's last call was abandoned less than 72 hours ago (modes that can abandon).
         RecentAbandon => "recent_abandon",
+        /// Outside a state's or province's hours for the contact's local weekday (a jurisdiction
+        /// rule from `jurisdictions.toml`, for example Fla. Stat. 501.616(6)).
+        StateHours => "state_hours",
+        /// A day on which a jurisdiction of the contact allows no call (a Sunday, a state holiday).
+        StateDay => "state_day",
+        /// A jurisdiction's cap on calls to one person in a rolling 24 hours is reached.
+        StateCap => "state_cap",
+        /// The contact lacks the consent the campaign requires (`[compliance] consent`; an AI
+        /// voice is an artificial voice under the TCPA, 47 U.S.C. 227(b), FCC 24-17).
+        NoConsent => "no_consent",
     }
 }
 

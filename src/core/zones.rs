@@ -204,6 +204,12 @@ pub fn parse_zone_list(s: &str) -> Result<Vec<Tz>, ZoneError> {
     Ok(zones)
 }
 
+/// The zones stored for a contact (`&`-joined IANA names); `[default]` when the stored value
+/// does not parse.
+pub fn zones_or(stored: &str, default: Tz) -> Vec<Tz> {
+    parse_zone_list(stored).unwrap_or_else(|_| vec![default])
+}
+
 /// Writes a zone list for storage: names sorted, duplicates removed, joined by `&`.
 pub fn format_zone_list(zones: &[Tz]) -> String {
     let mut zones = zones.to_vec();

@@ -100,6 +100,8 @@ pub fn bench_rules(slots: u32, mode: PacingMode) -> Rules {
             abandon_hold: mode.can_abandon().then_some(crate::core::compliance::ABANDON_HOLD),
             ..AttemptLimits::default()
         },
+        state_rules: Default::default(),
+        consent: None,
     }
 }
 

@@ -10,14 +10,17 @@
 //! itself, independently of the core.
 
 mod async_amd;
+mod list;
+
+pub use list::SimContact;
 
 use super::model::{CallModel, SampledCall, SampledOutcome};
 use super::report::{Metrics, SimReport};
 use super::rolling::{Rolling, hours_between};
 use crate::core::compliance::ABANDON_HOLD;
 use crate::core::{
-    AnswerAction, AnswerKind, AttemptKey, CallEvent, Candidate, ContactStatus, Decision, Dialer, EndReason, Outcome,
-    Rules,
+    AnswerAction, AnswerKind, AttemptKey, CallEvent, Candidate, Consent, ContactStatus, Decision, Dialer, EndReason,
+    JurisdictionCode, Outcome, Rules,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -51,8 +54,8 @@ pub struct SimOptions {
     pub timezone: Tz,
     /// When the simulated run starts (UTC); it begins at the first window opening at or after it.
     pub start: DateTime<Utc>,
-    /// Contacts from a file: (zone) per contact. `None` draws from an unbounded pool.
-    pub contacts: Option<Vec<Tz>>,
+    /// Contacts from a file, in order. `None` draws from an unbounded pool in `timezone`.
+    pub contacts: Option<Vec<SimContact>>,
 }
 
 impl SimOptions {
@@ -102,6 +105,8 @@ struct Live {
 #[derive(Clone, Debug, Default)]
 struct Contact {
     zones: Vec<Tz>,
+    jurisdictions: Vec<JurisdictionCode>,
+    consent: Option<Consent>,
     /// Starts of its attempts in the last [`RECENT_MS`].
     recent: Vec<i64>,
     last_attempt: Option<i64>,
@@ -144,7 +149,9 @@ struct Sim<'a> {
     now_ms: i64,
     live: IdMap<Live>,
     retries: BinaryHeap<Reverse<(i64, i64, u32)>>,
-    fresh: Box<dyn Iterator<Item = (i64, Tz)> + 'a>,
+    fresh: Box<dyn Iterator<Item = (i64, SimContact)> + 'a>,
+    /// Every dial: (contact, milliseconds from the start), for [`SimReport::dial_log`].
+    dial_log: Vec<(i64, i64)>,
     contacts: IdMap<Contact>,
     /// The distinct zones of the run's contacts; the run is open while one of them is.
     zones: Vec<Tz>,
@@ -194,6 +201,7 @@ impl Sim<'_> {
     fn dial(&mut self, key: AttemptKey) {
         let now = self.now_ms;
         let at = self.at(now);
+        self.dial_log.push((key.contact, now));
         let contact = self.contacts.entry(key.contact).or_default();
         let open = self.dialer.rules().window.is_open_all(at, &contact.zones);
         contact.recent.retain(|&t| t > now - RECENT_MS);
@@ -365,6 +373,8 @@ impl Sim<'_> {
                 recent_attempts: c.recent.iter().map(|&t| at(t)).collect(),
                 last_attempt_at: c.last_attempt.map(at),
                 last_abandoned_at: c.last_abandoned.map(at),
+                jurisdictions: c.jurisdictions.clone(),
+                consent: c.consent,
                 ..Candidate::new(contact, attempts, ContactStatus::Scheduled, at(due), c.zones.clone())
             },
             None => Candidate::new(contact, attempts, ContactStatus::Scheduled, at(due), self.zones.clone()),
@@ -414,15 +424,21 @@ impl Sim<'_> {
             }
         }
         while candidates.len() < budget as usize {
-            let Some((contact, tz)) = self.fresh.next() else { break };
+            let Some((contact, sc)) = self.fresh.next() else { break };
+            candidates.push(Candidate {
+                jurisdictions: sc.jurisdictions.clone(),
+                consent: sc.consent,
+                ..Candidate::new(contact, 0, ContactStatus::Pending, self.t0, sc.zones.clone())
+            });
             self.contacts.insert(
                 contact,
                 Contact {
-                    zones: vec![tz],
+                    zones: sc.zones,
+                    jurisdictions: sc.jurisdictions,
+                    consent: sc.consent,
                     ..Contact::default()
                 },
             );
-            candidates.push(Candidate::new(contact, 0, ContactStatus::Pending, self.t0, vec![tz]));
         }
         if candidates.is_empty() {
             return (0, 0);
@@ -486,12 +502,15 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
     let cps = NonZeroU32::new(opts.calls_per_second).unwrap_or(NonZeroU32::MIN);
     let limiter: SimLimiter = RateLimiter::direct_with_clock(crate::trunk::cps_quota(cps.get()), clock.clone());
     let default_tz = opts.timezone;
-    let (fresh, mut zones): (Box<dyn Iterator<Item = (i64, Tz)>>, Vec<Tz>) = match &opts.contacts {
+    let (fresh, mut zones): (Box<dyn Iterator<Item = (i64, SimContact)>>, Vec<Tz>) = match &opts.contacts {
         Some(list) => (
-            Box::new(list.clone().into_iter().enumerate().map(|(i, tz)| (i as i64 + 1, tz))),
-            list.clone(),
+            Box::new(list.clone().into_iter().enumerate().map(|(i, c)| (i as i64 + 1, c))),
+            list.iter().flat_map(|c| c.zones.iter().copied()).collect(),
         ),
-        None => (Box::new((1i64..).map(move |i| (i, default_tz))), vec![default_tz]),
+        None => (
+            Box::new((1i64..).map(move |i| (i, SimContact::from(default_tz)))),
+            vec![default_tz],
+        ),
     };
     zones.sort_by_key(|z| z.name());
     zones.dedup();
@@ -506,6 +525,7 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
         live: IdMap::default(),
         retries: BinaryHeap::new(),
         fresh,
+        dial_log: Vec::new(),
         contacts: IdMap::default(),
         zones,
         open: false,
@@ -563,7 +583,14 @@ pub fn simulate(rules: &Rules, model: &CallModel, opts: &SimOptions) -> SimRepor
     for c in going {
         sim.m.talk(c, horizon_ms);
     }
-    sim.m.finish(opts.horizon_hours(), sim.dialer.refusal_counts())
+    let mut report = sim.m.finish(opts.horizon_hours(), sim.dialer.refusal_counts());
+    let t0 = sim.t0;
+    report.dial_log = sim
+        .dial_log
+        .iter()
+        .map(|&(c, t)| (c, t0 + Duration::milliseconds(t)))
+        .collect();
+    report
 }
 
 /// 2026-12-01T00:00:00Z, the default start of a simulated run (a Tuesday).

@@ -10,6 +10,6 @@ pub mod rolling;
 pub mod run;
 pub mod transcript;
 
-pub use des::{SimOptions, simulate};
+pub use des::{SimContact, SimOptions, simulate};
 pub use model::{CallModel, SampledCall, SampledOutcome};
 pub use report::SimReport;

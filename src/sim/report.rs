@@ -4,6 +4,7 @@
 
 use super::rolling::{ByMeasure, Rolling, WorstWindow};
 use crate::core::{AbandonCounts, Outcome, RefusalReason, SlotCounts};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -134,6 +135,7 @@ impl Metrics {
         let (human, abandoned, false_positives) = self.rolling.totals();
         let run_rate = self.rolling.run_rates();
         SimReport {
+            dial_log: Vec::new(),
             dials: self.dials,
             human_answers: human,
             machine_answers: self.machine_answers,
@@ -175,6 +177,10 @@ impl Metrics {
 /// What one simulation measured.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SimReport {
+    /// Every dial of the run: the contact (1-based index in the list) and its start (UTC), in
+    /// order; left out of the JSON report, for tests that check each dial independently.
+    #[serde(skip)]
+    pub dial_log: Vec<(i64, DateTime<Utc>)>,
     /// Calls placed.
     pub dials: u64,
     /// Answers classified as a person (connected or abandoned), over the run.

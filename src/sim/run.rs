@@ -2,9 +2,10 @@
 //! slots, mode and seed. The report goes to stdout; wall-clock figures are kept apart so the
 //! same seed prints the same bytes.
 
-use super::des::{SimOptions, default_start, simulate};
+use super::des::{SimContact, SimOptions, default_start, simulate};
 use super::model::CallModel;
 use super::report::SimReport;
+use crate::campaign::contact_signals;
 use crate::campaign::contacts::read_contacts;
 use crate::campaign::load_campaign;
 use crate::core::PacingMode;
@@ -91,17 +92,17 @@ pub fn simulate_file(path: &Path, args: &SimulateArgs) -> Result<(Simulation, Du
     let hours = args.hours.unwrap_or(8.0);
     let model = CallModel::new(&campaign.sim)?;
     let contacts = if args.contacts {
-        let mut zones = Vec::new();
+        let mut list = Vec::new();
+        let cols = &campaign.contacts.columns;
         read_contacts(&campaign.contacts, crate::campaign::contacts::BATCH_ROWS, |batch| {
-            zones.extend(
-                batch
-                    .rows
-                    .iter()
-                    .map(|r| r.timezone.parse().unwrap_or(campaign.contacts.default_timezone)),
-            );
+            list.extend(batch.rows.iter().map(|r| SimContact {
+                zones: crate::core::zones::zones_or(&r.timezone, campaign.contacts.default_timezone),
+                jurisdictions: contact_signals::jurisdictions(cols, &r.phone_e164, &r.custom_fields),
+                consent: contact_signals::consent(cols, &r.custom_fields).map(|e| e.core()),
+            }));
             ControlFlow::Continue(())
         })?;
-        Some(zones)
+        Some(list)
     } else {
         None
     };

@@ -53,14 +53,34 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn mark_dnc(&self, ids: &[ContactId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.mark_final(ids, Disposition::Dnc, now).await
+    }
+
+    /// Marks dialable contacts `done` with disposition `no_consent`: they lack the consent the
+    /// campaign requires. A re-import that changes their data makes them `pending` again.
+    /// Returns how many changed.
+    ///
+    /// Errors: [`StoreError::Query`].
+    pub async fn mark_no_consent(&self, ids: &[ContactId], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.mark_final(ids, Disposition::NoConsent, now).await
+    }
+
+    /// Gives dialable contacts a final disposition and its status.
+    async fn mark_final(
+        &self,
+        ids: &[ContactId],
+        disposition: Disposition,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut n = 0;
         for id in ids {
             n += sqlx::query(
-                "UPDATE contacts SET status = 'dnc', disposition = ?, updated_at = ?
+                "UPDATE contacts SET status = ?, disposition = ?, updated_at = ?
                  WHERE id = ? AND status IN ('pending', 'scheduled')",
             )
-            .bind(Disposition::Dnc.as_str())
+            .bind(disposition.contact_status().as_str())
+            .bind(disposition.as_str())
             .bind(to_ms(now))
             .bind(id)
             .execute(&mut *tx)

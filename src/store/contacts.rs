@@ -76,7 +76,9 @@ const UPSERT_TAIL: &str = " ON CONFLICT (campaign_id, phone_e164) DO UPDATE SET 
      extension = excluded.extension, alternate_phones = excluded.alternate_phones, \
      first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email, \
      timezone = excluded.timezone, priority = excluded.priority, custom_fields = excluded.custom_fields, \
-     source_line = excluded.source_line, updated_at = excluded.updated_at \
+     source_line = excluded.source_line, updated_at = excluded.updated_at, \
+     status = CASE WHEN contacts.disposition = 'no_consent' THEN 'pending' ELSE contacts.status END, \
+     disposition = CASE WHEN contacts.disposition = 'no_consent' THEN NULL ELSE contacts.disposition END \
      WHERE contacts.extension IS NOT excluded.extension \
         OR contacts.alternate_phones IS NOT excluded.alternate_phones \
         OR contacts.first_name IS NOT excluded.first_name \

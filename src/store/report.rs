@@ -69,7 +69,8 @@ pub struct RejectedRow {
 }
 
 /// One attempt, as written by `dialerd export`. A contact never dialled because its number is
-/// on a do-not-call list appears once with `attempt` 0 and disposition `dnc`.
+/// on a do-not-call list, or because it lacks the consent the campaign requires, appears once
+/// with `attempt` 0 and disposition `dnc` or `no_consent`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportRow {
     /// Campaign id.
@@ -229,14 +230,15 @@ impl Store {
     }
 
     /// Every attempt of `campaign`, in contact then attempt order, and every contact never
-    /// dialled because of a do-not-call list (attempt 0, disposition `dnc`).
+    /// dialled because of a do-not-call list or missing consent (attempt 0, disposition `dnc` or
+    /// `no_consent`).
     pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition, outcome_reason
              FROM attempts WHERE campaign_id = ?1
              UNION ALL
              SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition, NULL FROM contacts c
-             WHERE c.campaign_id = ?1 AND c.status = 'dnc' AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
+             WHERE c.campaign_id = ?1 AND (c.status = 'dnc' OR c.disposition = 'no_consent') AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
              ORDER BY contact_id, attempt",
         )
         .bind(campaign)

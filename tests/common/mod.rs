@@ -69,6 +69,7 @@ delay = "1s"
 
 [compliance]
 legal_hours = "00:00-24:00"
+state_rules = false
 {extra}
 "#
     )
@@ -217,6 +218,7 @@ pub fn contacts_columns(phone: &str, alternates: &[&str]) -> dialerd::campaign::
         email: None,
         timezone: None,
         priority: None,
+        ..Default::default()
     }
 }
 

@@ -153,12 +153,14 @@ impl Runner {
     /// deferred to when their rule allows them. Each refusal is logged at debug level.
     pub(super) async fn apply_refusals(&mut self, refused: Vec<Refused>, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut dnc = Vec::new();
+        let mut no_consent = Vec::new();
         let mut later = Vec::new();
         for r in &refused {
             debug!(campaign = %self.id(), contact = r.contact, reason = %r.reason,
                 until = %r.until.map_or_else(|| "-".to_string(), |t| t.to_rfc3339()), "Dial refused for compliance.");
             match (r.reason, r.until) {
                 (RefusalReason::Dnc, _) => dnc.push(r.contact),
+                (RefusalReason::NoConsent, _) => no_consent.push(r.contact),
                 (_, Some(t)) => later.push((r.contact, t)),
                 // No instant allows it (the campaign period is over): leave it; the window search says so.
                 (_, None) => {}
@@ -167,6 +169,11 @@ impl Runner {
         if !dnc.is_empty() {
             let n = self.store.mark_dnc(&dnc, now).await?;
             info!(campaign = %self.id(), contacts = n, outcome = "dnc", "Contacts on a do-not-call list are never dialled.");
+        }
+        if !no_consent.is_empty() {
+            let n = self.store.mark_no_consent(&no_consent, now).await?;
+            info!(campaign = %self.id(), contacts = n, outcome = "no_consent",
+                "Contacts without the consent the campaign requires are never dialled.");
         }
         self.store.defer_contacts(&later, now).await
     }

@@ -4,11 +4,12 @@
 //! when the earliest zone opens.
 
 use super::{DECIDE_EVERY, MAX_SLEEP, Runner};
+use crate::campaign::contact_signals;
+use crate::core::zones::zones_or;
 use crate::core::{AttemptKey, Candidate, ContactId, RefusalReason};
 use crate::store::{CampaignState, DueContact, StoreError};
 use crate::trunk::{DialRequest, TrunkError};
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -132,6 +133,12 @@ impl Runner {
         let candidates: Vec<Candidate> = due
             .iter()
             .map(|(_, d)| Candidate {
+                jurisdictions: contact_signals::jurisdictions(
+                    &self.campaign.contacts.columns,
+                    &d.phone_e164,
+                    &d.fields,
+                ),
+                consent: contact_signals::consent(&self.campaign.contacts.columns, &d.fields).map(|e| e.core()),
                 dnc: d.dnc,
                 recent_attempts: d.recent_attempts.clone(),
                 last_attempt_at: d.last_attempt_at,
@@ -291,10 +298,4 @@ impl Runner {
             warn!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, error = %e, "Could not record the outcome reason.");
         }
     }
-}
-
-/// The zones stored for a contact (`&`-joined IANA names); `default` when the stored value does
-/// not parse.
-fn zones_or(stored: &str, default: Tz) -> Vec<Tz> {
-    crate::core::zones::parse_zone_list(stored).unwrap_or_else(|_| vec![default])
 }
