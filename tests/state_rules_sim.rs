@@ -159,8 +159,9 @@ fn thirty_days_over_every_jurisdiction_break_no_rule() {
     assert!(t_with <= t_without * 1.02, "state rules do not add talk time");
 }
 
-/// customers-10000.csv with a `State` column (row i gets STATES[i % len]) and a campaign mapping it.
-fn customers_campaign(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+/// customers-10000.csv with a `State` column (row i gets STATES[i % len]) and a campaign mapping it,
+/// with `extra` appended to the campaign file.
+fn customers_campaign(dir: &std::path::Path, extra: &str) -> Option<std::path::PathBuf> {
     let src = std::env::var_os("DIALERD_CUSTOMERS_CSV")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/customers-10000.csv"));
@@ -180,7 +181,7 @@ fn customers_campaign(dir: &std::path::Path) -> Option<std::path::PathBuf> {
         w.write_record(&rec).unwrap();
     }
     w.flush().unwrap();
-    let toml = common::campaign_toml("customers", "")
+    let toml = common::campaign_toml("customers", extra)
         .replace("legal_hours = \"00:00-24:00\"\nstate_rules = false\n", "")
         .replace(
             "file = \"customers.csv\"\n",
@@ -194,7 +195,7 @@ fn customers_campaign(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 #[test]
 fn preflight_of_customers_gives_every_reason_and_agrees_with_a_simulated_day() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(file) = customers_campaign(tmp.path()) else {
+    let Some(file) = customers_campaign(tmp.path(), "") else {
         return;
     };
     // A Sunday, 15:00 UTC: morning in the Americas, Sunday bans in several states.
@@ -261,6 +262,75 @@ fn preflight_of_customers_gives_every_reason_and_agrees_with_a_simulated_day() {
         match next[(*c - 1) as usize] {
             Some(n) => assert!(*t >= n, "contact {c} dialled at {t}, before preflight's {n}"),
             None => panic!("contact {c} dialled at {t}; preflight said never"),
+        }
+    }
+}
+
+/// The daemon on the sim trunk against preflight at the same instant: every contact it dials in
+/// a short run is one preflight called callable by then, and it reaches contacts preflight calls
+/// callable now.
+#[test]
+fn the_daemon_dials_only_what_preflight_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaigns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fast = "\n[trunk.sim]\nseed = 2\ntime_scale = 0.01\n";
+    let Some(file) = customers_campaign(&dir, fast) else {
+        return;
+    };
+    let toml = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("max_concurrent = 10", "max_concurrent = 100")
+        // The federal hours widened (the sim trunk may), the state rules kept: whatever the hour,
+        // some contacts are callable and some are held by their state.
+        .replace("[compliance]\n", "[compliance]\nlegal_hours = \"00:00-24:00\"\n");
+    std::fs::write(&file, toml).unwrap();
+    let start = Utc::now();
+    let at = start.to_rfc3339();
+    let out = common::run(&["preflight", file.to_str().unwrap(), "--at", &at, "--csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
+    let mut next: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
+    let mut callable_now = 0;
+    for r in rdr.records() {
+        let r = r.unwrap();
+        callable_now += usize::from(&r[2] == "true");
+        let t = (!r[4].is_empty()).then(|| DateTime::parse_from_rfc3339(&r[4]).unwrap().with_timezone(&Utc));
+        next.insert(r[1].to_string(), t);
+    }
+    let db = tmp.path().join("c.db");
+    let mut d = common::Daemon::start(&dir, &db, false);
+    let want = callable_now.min(100);
+    if want > 0 {
+        d.wait_for("Dialing.", want, std::time::Duration::from_secs(120));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    d.signal("TERM");
+    assert!(d.wait_exit(std::time::Duration::from_secs(60)).success());
+    let rows = common::export(&db, "customers");
+    let mut first: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for r in rows.iter().filter(|r| r.attempt > 0) {
+        let t = DateTime::parse_from_rfc3339(&r.started_at).unwrap().with_timezone(&Utc);
+        let e = first.entry(r.phone_e164.as_str()).or_insert(t);
+        *e = (*e).min(t);
+    }
+    println!(
+        "preflight at {at}: {callable_now} callable now; the daemon dialled {} contacts",
+        first.len()
+    );
+    assert!(first.len() >= want, "the daemon reached the callable contacts");
+    assert!(
+        callable_now < next.len(),
+        "some contacts are held by their state at {at}"
+    );
+    for (phone, t) in &first {
+        match next.get(*phone) {
+            Some(Some(n)) => assert!(
+                *t >= *n - Duration::seconds(1),
+                "{phone} dialled at {t}, before preflight's {n}"
+            ),
+            Some(None) => panic!("{phone} dialled at {t}; preflight said never"),
+            None => panic!("{phone} dialled but not in preflight"),
         }
     }
 }
