@@ -157,6 +157,33 @@ fn thirty_days_over_every_jurisdiction_break_no_rule() {
         "the run without state rules broke none: the list does not exercise them"
     );
     assert!(t_with <= t_without * 1.02, "state rules do not add talk time");
+
+    // A list of Louisiana, Mississippi, Alabama and Utah numbers only (no Sunday calls, narrower
+    // hours): nothing else can fill the slots the rules close, so the loss shows.
+    let strict: Vec<SimContact> = contacts
+        .iter()
+        .zip(&numbers)
+        .filter(|(_, n)| ["+1504", "+1601", "+1205", "+1801"].iter().any(|p| n.starts_with(p)))
+        .map(|(c, _)| c.clone())
+        .collect();
+    // A Sunday and the Monday after it, short enough that the list is not used up either way.
+    let opts = SimOptions {
+        days: Some(2),
+        start: Utc.with_ymd_and_hms(2026, 12, 6, 0, 0, 0).unwrap(),
+        contacts: Some(strict.clone()),
+        ..opts
+    };
+    let (a, b) = (simulate(&rules, &model, &opts), simulate(&off, &model, &opts));
+    let (ta, tb) = (talk(&a), talk(&b));
+    println!(
+        "Sunday 2026-12-06 and Monday, 5 slots, {} LA/MS/AL/UT contacts only: talk {ta:.0} min with state rules, {tb:.0} min without ({:.1}% lost)",
+        strict.len(),
+        100.0 * (1.0 - ta / tb.max(1.0))
+    );
+    assert!(
+        ta < tb * 0.9,
+        "a Sunday with no calls allowed costs talk time: {ta:.0} vs {tb:.0}"
+    );
 }
 
 /// customers-10000.csv with a `State` column (row i gets STATES[i % len]) and a campaign mapping it,
