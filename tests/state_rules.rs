@@ -71,7 +71,7 @@ fn expectations() -> Vec<Expect> {
             holiday: None,
             cap: Some(3),
         },
-        // Md. Com. Law 14-4503: 8 a.m. to 8 p.m., three calls in 24 hours.
+        // Md. Com. Law 14-4502: 8 a.m. to 8 p.m., three calls in 24 hours.
         Expect {
             code: "US-MD",
             zone: New_York,
@@ -80,7 +80,7 @@ fn expectations() -> Vec<Expect> {
             holiday: None,
             cap: Some(3),
         },
-        // RCW 80.36.390: 8 a.m. to 8 p.m.
+        // RCW 19.158.040(2), RCW 80.36.390: 8 a.m. to 8 p.m.
         Expect {
             code: "US-WA",
             zone: Los_Angeles,
