@@ -173,3 +173,26 @@ fn a_runner_wedged_in_a_trunk_request_stops_the_pings() {
     d.signal("KILL");
     let _ = d.wait_exit(Duration::from_secs(10));
 }
+
+#[test]
+fn a_notify_socket_nobody_reads_stalls_nothing() {
+    // A Unix datagram socket blocks its sender once the reader's queue is full (ten datagrams
+    // by default): a manager that stops reading must not stall dialing or the shutdown.
+    let root = tempfile::tempdir().unwrap();
+    let dir = campaign_dir(root.path(), "spring", 400, "[trunk.sim]\ntime_scale = 0.02\n");
+    let mut sd = Systemd::bind(root.path());
+    let mut d = start(root.path(), &dir, &sd);
+    sd.wait_for("READY=1", Duration::from_secs(60));
+    d.wait_for("Dialing.", 1, Duration::from_secs(20));
+    let dials_at_stall = d.seen.iter().filter(|l| l.contains("Dialing.")).count();
+    // About sixteen pings and as many status lines queue up unread while calls go on.
+    d.wait_for("Dialing.", dials_at_stall + 20, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
+    d.wait_for("Dialing.", dials_at_stall + 25, Duration::from_secs(30));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(45)).success());
+    assert!(d.seen.iter().any(|l| l.contains("dialerd stopped.")), "{:?}", d.seen);
+    // What queued up is still there to read, oldest first.
+    sd.read_for(Duration::from_millis(300));
+    assert!(sd.messages().contains(&"WATCHDOG=1"), "{:?}", sd.messages());
+}

@@ -158,9 +158,50 @@ impl Notifier {
     }
 }
 
+/// Messages waiting for the notify thread; beyond this many, new ones are dropped.
+const NOTIFY_QUEUE: usize = 64;
+
+/// Hands `states` to the notify thread without waiting. `sd_notify` writes a blocking datagram,
+/// and a Unix datagram socket blocks its sender once the reader's queue is full
+/// (`net.unix.max_dgram_qlen`, 10 by default): a manager that stops reading (a hung or busy
+/// systemd, a test that stopped listening) would otherwise stall the runtime thread that sent.
+/// Only the notify thread waits; a message that finds its queue full is dropped with a warning.
 fn send(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
-        warn!(error = %e, "Cannot notify systemd (NOTIFY_SOCKET).");
+    static QUEUE: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<Vec<String>>>> = std::sync::OnceLock::new();
+    static DROPPED: AtomicBool = AtomicBool::new(false);
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<String>>(NOTIFY_QUEUE);
+        let spawned = std::thread::Builder::new().name("sd-notify".into()).spawn(move || {
+            for msg in rx {
+                let states: Vec<NotifyState> = msg.iter().map(|m| NotifyState::Custom(m)).collect();
+                if let Err(e) = sd_notify::notify(&states) {
+                    warn!(error = %e, "Cannot notify systemd (NOTIFY_SOCKET).");
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                warn!(error = %e, "Cannot start the systemd notify thread; nothing is sent to systemd.");
+                None
+            }
+        }
+    });
+    let Some(queue) = queue else { return };
+    let msg = states.iter().map(ToString::to_string).collect();
+    match queue.try_send(msg) {
+        Ok(()) => DROPPED.store(false, Ordering::Relaxed),
+        Err(_) => {
+            if !DROPPED.swap(true, Ordering::Relaxed) {
+                warn!(
+                    error = "notify queue full",
+                    "systemd is not reading NOTIFY_SOCKET; its messages are dropped until it does."
+                );
+            }
+        }
     }
 }
 

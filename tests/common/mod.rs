@@ -172,7 +172,14 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("daemon did not exit in {timeout:?}; log:\n{}", self.seen.join("\n"));
+                // The tail says where it hung; CI output keeps the end of a long message.
+                let from = self.seen.len().saturating_sub(80);
+                panic!(
+                    "daemon did not exit in {timeout:?}; last {} of {} log lines:\n{}",
+                    self.seen.len() - from,
+                    self.seen.len(),
+                    self.seen[from..].join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
