@@ -155,6 +155,15 @@ pub trait Trunk: Send + Sync {
         let _ = (from, to, body);
         Err(TrunkError::Rejected("this trunk does not send text messages".into()))
     }
+
+    /// Which of `numbers` (E.164) the account may not present as caller ID, checked with the
+    /// provider; `Ok(None)` when the provider offers no way to tell (the default: sim trunk).
+    ///
+    /// Errors: [`TrunkError`] when the provider cannot be asked (the caller decides what to do).
+    async fn unowned_caller_ids(&self, numbers: &[String]) -> Result<Option<Vec<String>>, TrunkError> {
+        let _ = numbers;
+        Ok(None)
+    }
 }
 
 /// The CPS quota for `cps` calls per second: one dial per `1/cps` seconds with no burst, so no

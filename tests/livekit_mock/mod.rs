@@ -8,7 +8,9 @@
 //! each call to a number plays a script (answer after a delay and talk, or a SIP status after a
 //! delay) and the mock then posts the webhooks LiveKit would (`participant_joined`,
 //! `participant_left`, `room_finished`), signed as LiveKit signs them: `Authorization` is a JWT
-//! of the API key whose `sha256` claim is the base64 SHA-256 of the body.
+//! of the API key whose `sha256` claim is the base64 SHA-256 of the body. It also lists the
+//! project's outbound SIP trunks (`SIP.ListSIPOutboundTrunk`, `sip.admin` grant, with the
+//! server's `trunk_ids`, `numbers` and page filters) from [`Mock::set_outbound_trunks`].
 #![allow(dead_code)]
 
 use axum::Router;
@@ -119,6 +121,8 @@ pub struct Seen {
     pub twice_at_once: Vec<String>,
     /// Webhooks posted: (event, room, status of the daemon's answer).
     pub webhooks: Vec<(String, String, u16)>,
+    /// `ListSIPOutboundTrunk` requests answered.
+    pub trunk_lists: Vec<proto::ListSipOutboundTrunkRequest>,
 }
 
 #[derive(Default)]
@@ -128,6 +132,8 @@ struct Inner {
     /// Live rooms and the number in each.
     live: HashMap<String, String>,
     finished: HashSet<String>,
+    /// The project's outbound SIP trunks.
+    outbound_trunks: Vec<proto::SipOutboundTrunkInfo>,
     next_event: u64,
     seen: Seen,
 }
@@ -167,6 +173,11 @@ impl Mock {
     /// Where webhooks go (the daemon's `public_url` + the webhook path).
     pub fn set_webhook_url(&self, url: &str) {
         *self.webhook_url.lock().unwrap() = Some(url.to_string());
+    }
+
+    /// Sets the project's outbound SIP trunks (`ListSIPOutboundTrunk` lists them by id).
+    pub fn set_outbound_trunks(&self, trunks: Vec<proto::SipOutboundTrunkInfo>) {
+        self.inner.lock().unwrap().outbound_trunks = trunks;
     }
 
     /// Reads what the mock saw.
@@ -275,6 +286,7 @@ fn authorized(method: &str, claims: &Claims, room: &str) -> bool {
     let room_admin = v.room_admin && (room.is_empty() || v.room == room);
     match method {
         "livekit.SIP/CreateSIPParticipant" => claims.sip.call,
+        "livekit.SIP/ListSIPOutboundTrunk" => claims.sip.admin,
         "livekit.RoomService/DeleteRoom" | "livekit.RoomService/CreateRoom" => v.room_create,
         "livekit.RoomService/ListRooms" => v.room_list,
         "livekit.RoomService/ListParticipants"
@@ -332,6 +344,10 @@ async fn twirp(State(mock): State<Mock>, Path(method): Path<String>, headers: He
             decode::<proto::RoomParticipantIdentity>(json, &body).map(|r| r.room)
         }
         "livekit.RoomService/ListParticipants" => decode::<proto::ListParticipantsRequest>(json, &body).map(|r| r.room),
+        // Not room-scoped.
+        "livekit.SIP/ListSIPOutboundTrunk" => {
+            decode::<proto::ListSipOutboundTrunkRequest>(json, &body).map(|_| String::new())
+        }
         _ => return twirp_error("bad_route", &format!("no handler for {method}"), None),
     };
     let Some(room) = room else {
@@ -424,8 +440,37 @@ async fn twirp(State(mock): State<Mock>, Path(method): Path<String>, headers: He
             };
             encode(json, &proto::ListParticipantsResponse { participants })
         }
+        "livekit.SIP/ListSIPOutboundTrunk" => {
+            let req: proto::ListSipOutboundTrunkRequest = decode(json, &body).unwrap_or_default();
+            let items = list_outbound_trunks(&mock.inner.lock().unwrap().outbound_trunks, &req);
+            mock.inner.lock().unwrap().seen.trunk_lists.push(req);
+            encode(json, &proto::ListSipOutboundTrunkResponse { items })
+        }
         _ => twirp_error("bad_route", "unreachable", None),
     }
+}
+
+/// The trunks a `ListSIPOutboundTrunk` request lists, as LiveKit's server filters them: by id
+/// order, those of `trunk_ids` when given, those with one of `numbers` or with none (a wildcard
+/// trunk) when given, then the page (after `after_id`, at most `limit` when set).
+fn list_outbound_trunks(
+    trunks: &[proto::SipOutboundTrunkInfo],
+    req: &proto::ListSipOutboundTrunkRequest,
+) -> Vec<proto::SipOutboundTrunkInfo> {
+    let mut items: Vec<_> = trunks
+        .iter()
+        .filter(|t| req.trunk_ids.is_empty() || req.trunk_ids.contains(&t.sip_trunk_id))
+        .filter(|t| req.numbers.is_empty() || t.numbers.is_empty() || t.numbers.iter().any(|n| req.numbers.contains(n)))
+        .cloned()
+        .collect();
+    items.sort_by(|a, b| a.sip_trunk_id.cmp(&b.sip_trunk_id));
+    if let Some(page) = &req.page {
+        items.retain(|t| t.sip_trunk_id > page.after_id);
+        if page.limit > 0 {
+            items.truncate(page.limit as usize);
+        }
+    }
+    items
 }
 
 async fn create_sip_participant(mock: Mock, json: bool, req: proto::CreateSipParticipantRequest) -> Response {

@@ -4,12 +4,15 @@
 //! answer, an async AMD verdict, busy, no-answer, failed, 429, 21211), posts signed status and
 //! AMD callbacks shuffled and duplicated, follows call updates (the voicemail or safe-harbor
 //! `Twiml`, `Status=completed`), and keeps each call's real outcome as Twilio would know it.
+//! It also serves the caller-ID lookups (`GET IncomingPhoneNumbers.json?PhoneNumber=`, which
+//! matches partial numbers as Twilio does, and `GET OutgoingCallerIds.json?PhoneNumber=`, exact)
+//! from [`Emu::incoming_numbers`] and [`Emu::caller_ids`].
 #![allow(dead_code)]
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use dialerd::trunk::twilio::signature::compute;
@@ -80,6 +83,15 @@ pub struct Emu {
     pub ring_ms: u64,
     /// Calls whose recording callback was posted (answered calls created with `Record=true`).
     pub recorded: Vec<String>,
+    /// The account's IncomingPhoneNumbers (E.164), listed by `IncomingPhoneNumbers.json`.
+    pub incoming_numbers: Vec<String>,
+    /// The account's verified OutgoingCallerIds (E.164), listed by `OutgoingCallerIds.json`.
+    pub caller_ids: Vec<String>,
+    /// Every caller-ID lookup received: (`IncomingPhoneNumbers` or `OutgoingCallerIds`, its
+    /// `PhoneNumber`), in arrival order.
+    pub lookups: Vec<(&'static str, String)>,
+    /// Lookups of these `PhoneNumber`s answer with this HTTP status and Twilio error code.
+    pub lookup_errors: HashMap<String, (u16, u32)>,
     /// One client for every callback (of this emulator's runtime): building one per request
     /// loads the TLS roots each time, which cost more CPU than the daemon's whole handling and
     /// made the emulator the bottleneck of `benches/twilio.rs`.
@@ -101,11 +113,20 @@ pub async fn start(script: impl Fn(&str, usize) -> Script + Send + Sync + 'stati
         next: 0,
         ring_ms: 50,
         recorded: Vec::new(),
+        incoming_numbers: Vec::new(),
+        caller_ids: Vec::new(),
+        lookups: Vec::new(),
+        lookup_errors: HashMap::new(),
         client: reqwest::Client::new(),
     }));
     let app = Router::new()
         .route("/2010-04-01/Accounts/{account}/Calls.json", post(create).get(list))
         .route("/2010-04-01/Accounts/{account}/Calls/{file}", post(update).get(fetch))
+        .route(
+            "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json",
+            get(incoming_numbers),
+        )
+        .route("/2010-04-01/Accounts/{account}/OutgoingCallerIds.json", get(caller_ids))
         .with_state(emu.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -417,6 +438,81 @@ async fn list(State(emu): State<Shared>, Query(q): Query<HashMap<String, String>
     calls.sort_by_key(|(sid, _)| std::cmp::Reverse((*sid).clone()));
     let calls: Vec<_> = calls.into_iter().map(|(sid, c)| resource(sid, c)).collect();
     Json(serde_json::json!({"calls": calls})).into_response()
+}
+
+/// Whether `number` holds `filter` somewhere, `*` standing for any one digit: how Twilio matches
+/// `PhoneNumber` when listing IncomingPhoneNumbers ("partial numbers").
+fn partial_match(filter: &str, number: &str) -> bool {
+    let (f, n): (Vec<char>, Vec<char>) = (filter.chars().collect(), number.chars().collect());
+    !f.is_empty()
+        && n.len() >= f.len()
+        && (0..=n.len() - f.len()).any(|i| {
+            f.iter()
+                .zip(&n[i..])
+                .all(|(a, b)| a == b || (*a == '*' && b.is_ascii_digit()))
+        })
+}
+
+/// One page of a list resource as Twilio answers it: `key` holds the items, then the paging fields.
+fn list_page(resource: &str, key: &str, phone: &str, items: Vec<serde_json::Value>) -> serde_json::Value {
+    let uri = format!(
+        "/2010-04-01/Accounts/{ACCOUNT}/{resource}.json?PhoneNumber={}&PageSize=50&Page=0",
+        phone.replace('+', "%2B")
+    );
+    let end = items.len().saturating_sub(1);
+    serde_json::json!({
+        key: items, "page": 0, "page_size": 50, "start": 0, "end": end,
+        "uri": uri, "first_page_uri": uri, "next_page_uri": null, "previous_page_uri": null,
+    })
+}
+
+/// `GET IncomingPhoneNumbers.json` or `OutgoingCallerIds.json` (`resource`): the account's numbers
+/// `PhoneNumber` matches (partially for IncomingPhoneNumbers, exactly for OutgoingCallerIds), or
+/// the error [`Emu::lookup_errors`] names for it.
+fn lookup(emu: &Shared, resource: &'static str, q: &HashMap<String, String>, headers: &HeaderMap) -> Response {
+    if !authorized(headers) {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let phone = q.get("PhoneNumber").cloned().unwrap_or_default();
+    let mut e = emu.lock().unwrap();
+    e.lookups.push((resource, phone.clone()));
+    if let Some(&(status, code)) = e.lookup_errors.get(&phone) {
+        let status = StatusCode::from_u16(status).unwrap();
+        return twilio_error(status, code, status.canonical_reason().unwrap_or("error"));
+    }
+    let (key, numbers, exact) = match resource {
+        "IncomingPhoneNumbers" => ("incoming_phone_numbers", &e.incoming_numbers, false),
+        _ => ("outgoing_caller_ids", &e.caller_ids, true),
+    };
+    let items: Vec<_> = numbers
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| phone.is_empty() || if exact { **n == phone } else { partial_match(&phone, n) })
+        .map(|(i, n)| {
+            let sid = format!("PN{:032}", i + 1);
+            serde_json::json!({
+                "sid": sid, "account_sid": ACCOUNT, "phone_number": n, "friendly_name": n,
+                "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/{resource}/{sid}.json"),
+            })
+        })
+        .collect();
+    Json(list_page(resource, key, &phone, items)).into_response()
+}
+
+async fn incoming_numbers(
+    State(emu): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    lookup(&emu, "IncomingPhoneNumbers", &q, &headers)
+}
+
+async fn caller_ids(
+    State(emu): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    lookup(&emu, "OutgoingCallerIds", &q, &headers)
 }
 
 /// A zone where it is now mid-day, so the legal hours (08:00-21:00 local) are open.

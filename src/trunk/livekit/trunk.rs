@@ -5,7 +5,9 @@
 //! whose answer or SIP failure goes to the [`LivekitHub`]. Answer actions: connecting the agent
 //! is nothing (it is in the room already); a safe-harbor or voicemail message is asked of the agent
 //! through room metadata ([`RoomAction`]) and the room is deleted after `message_timeout`; a
-//! hang-up deletes the room. Credentials stay inside the clients: no log line or error carries them.
+//! hang-up deletes the room. The caller IDs the campaign may present are its outbound trunk's
+//! `numbers` (`SIP.ListSIPOutboundTrunk`). Credentials stay inside the clients: no log line or
+//! error carries them.
 
 use super::calls::{self, CALLEE_IDENTITY, DispatchMetadata, RoomAction};
 use super::hub::{DialResult, LivekitHub};
@@ -17,7 +19,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use livekit_api::services::agent_dispatch::AgentDispatchClient;
 use livekit_api::services::room::RoomClient;
-use livekit_api::services::sip::{CreateSIPParticipantOptions, SIPClient};
+use livekit_api::services::sip::{CreateSIPParticipantOptions, ListSIPOutboundTrunkFilter, SIPClient};
 use livekit_api::services::{ServerError, ServiceError, SipCallError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -180,6 +182,20 @@ fn trunk_error(what: &str, e: &ServiceError) -> TrunkError {
         }
         _ => TrunkError::Unavailable(msg),
     }
+}
+
+/// The `numbers` not among `trunk_numbers` (an outbound trunk's `numbers`, which an empty list
+/// leaves open to any number), each once, in the order given.
+fn unowned_on_trunk(trunk_numbers: &[String], numbers: &[String]) -> Vec<String> {
+    if trunk_numbers.is_empty() {
+        return Vec::new();
+    }
+    let mut seen = std::collections::HashSet::new();
+    numbers
+        .iter()
+        .filter(|n| seen.insert(n.as_str()) && !trunk_numbers.contains(n))
+        .cloned()
+        .collect()
 }
 
 impl LivekitTrunk {
@@ -367,6 +383,30 @@ impl Trunk for LivekitTrunk {
         Ok(())
     }
 
+    /// The numbers not on the `numbers` of the campaign's outbound trunk (`sip_trunk_id`), read
+    /// with `SIP.ListSIPOutboundTrunk` (every outbound trunk of the project: `livekit-api` sends
+    /// no filter); a trunk with no `numbers` presents any number (`Some` of none).
+    ///
+    /// Errors: as any LiveKit request ([`TrunkError::Rejected`] for a refusal that will happen
+    /// again, [`TrunkError::Unavailable`] otherwise); [`TrunkError::Rejected`] when the project has
+    /// no outbound trunk `sip_trunk_id`.
+    async fn unowned_caller_ids(&self, numbers: &[String]) -> Result<Option<Vec<String>>, TrunkError> {
+        let trunks = self
+            .clients
+            .sip
+            .list_sip_outbound_trunk(ListSIPOutboundTrunkFilter::All)
+            .await
+            .map_err(|e| {
+                warn!(campaign = %self.campaign, error = %e, "Could not list LiveKit's outbound SIP trunks.");
+                trunk_error("list outbound SIP trunks", &e)
+            })?;
+        let id = &self.file.sip_trunk_id;
+        let Some(trunk) = trunks.iter().find(|t| t.sip_trunk_id == *id) else {
+            return Err(TrunkError::Rejected(format!("LiveKit has no outbound SIP trunk {id}")));
+        };
+        Ok(Some(unowned_on_trunk(&trunk.numbers, numbers)))
+    }
+
     async fn recover(&self, call: &OpenCall) -> Recovered {
         // The room is named after the attempt, so it is found even when the dial's answer was
         // never stored.
@@ -419,5 +459,24 @@ impl Trunk for LivekitTrunk {
             answered: true,
             amd: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unowned_on_trunk;
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn numbers_off_the_trunk_s_list_are_unowned_once_each_in_order() {
+        let trunk = v(&["+14155550100", "+14155550101"]);
+        let asked = v(&["+14155550199", "+14155550100", "+14155550198", "+14155550199"]);
+        assert_eq!(unowned_on_trunk(&trunk, &asked), v(&["+14155550199", "+14155550198"]));
+        assert!(unowned_on_trunk(&trunk, &v(&["+14155550101"])).is_empty());
+        // A trunk without numbers presents any.
+        assert!(unowned_on_trunk(&[], &asked).is_empty());
     }
 }

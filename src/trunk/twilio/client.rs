@@ -1,7 +1,8 @@
 //! A hand-written client of Twilio's Calls resource (REST API 2010-04-01, Twilio "Call
 //! resource"): form-encoded requests with HTTP basic auth (account SID + auth token, or an API
 //! key SID + secret), JSON answers. Create, update (new TwiML or `Status=completed`), fetch, and
-//! list by `To` and `StartTime>=`. Redirects are not followed, so credentials go nowhere else.
+//! list by `To` and `StartTime>=`; and whether a caller ID is the account's (IncomingPhoneNumbers,
+//! OutgoingCallerIds). Redirects are not followed, so credentials go nowhere else.
 
 use super::callbacks::CallStatus;
 use super::error::TwilioError;
@@ -151,6 +152,31 @@ pub struct CallResource {
 #[derive(Deserialize)]
 struct CallPage {
     calls: Vec<CallResource>,
+}
+
+/// A number the account may present as caller ID, as Twilio lists it: one of its
+/// IncomingPhoneNumbers (`PN…`) or a verified OutgoingCallerId (`PN…`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct AccountNumber {
+    /// The resource's SID.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// The number, E.164 (nullable in Twilio's spec).
+    #[serde(default)]
+    pub phone_number: Option<String>,
+}
+
+/// One page of `GET IncomingPhoneNumbers.json` (the list is required: a page without it is
+/// not Twilio's answer, and must not read as "not owned").
+#[derive(Deserialize)]
+struct IncomingNumberPage {
+    incoming_phone_numbers: Vec<AccountNumber>,
+}
+
+/// One page of `GET OutgoingCallerIds.json`.
+#[derive(Deserialize)]
+struct CallerIdPage {
+    outgoing_caller_ids: Vec<AccountNumber>,
 }
 
 /// Largest page Twilio returns when listing (`PageSize`).
@@ -319,6 +345,51 @@ impl TwilioClient {
             .into_iter()
             .filter(|c| created(c).is_some_and(|t| t >= since))
             .collect())
+    }
+
+    /// The account's phone numbers matching `number`: one page of
+    /// `GET IncomingPhoneNumbers.json?PhoneNumber=…` (Twilio matches partial numbers here, so
+    /// the answer may hold others; see [`TwilioClient::may_present`]).
+    ///
+    /// Errors: [`TwilioError`].
+    pub async fn list_incoming_numbers(&self, number: &str) -> Result<Vec<AccountNumber>, TwilioError> {
+        let query = [("PhoneNumber", number)];
+        let page: IncomingNumberPage = self
+            .send(
+                "list_incoming_numbers",
+                self.http.get(self.url("IncomingPhoneNumbers.json")).query(&query),
+            )
+            .await?;
+        Ok(page.incoming_phone_numbers)
+    }
+
+    /// The account's verified caller IDs matching `number`: one page of
+    /// `GET OutgoingCallerIds.json?PhoneNumber=…`.
+    ///
+    /// Errors: [`TwilioError`].
+    pub async fn list_outgoing_caller_ids(&self, number: &str) -> Result<Vec<AccountNumber>, TwilioError> {
+        let query = [("PhoneNumber", number)];
+        let page: CallerIdPage = self
+            .send(
+                "list_caller_ids",
+                self.http.get(self.url("OutgoingCallerIds.json")).query(&query),
+            )
+            .await?;
+        Ok(page.outgoing_caller_ids)
+    }
+
+    /// Whether the account may present `number` (E.164) as `From`: it is one of the account's
+    /// IncomingPhoneNumbers, or else a verified OutgoingCallerId. Only an entry whose
+    /// `phone_number` is `number` itself counts; the caller IDs are asked only when the
+    /// account's numbers do not hold it.
+    ///
+    /// Errors: [`TwilioError`] from either request.
+    pub async fn may_present(&self, number: &str) -> Result<bool, TwilioError> {
+        let is = |n: &AccountNumber| n.phone_number.as_deref() == Some(number);
+        if self.list_incoming_numbers(number).await?.iter().any(is) {
+            return Ok(true);
+        }
+        Ok(self.list_outgoing_caller_ids(number).await?.iter().any(is))
     }
 }
 

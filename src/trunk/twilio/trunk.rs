@@ -2,8 +2,8 @@
 //! and callback URLs, carries out the core's answer actions as call updates (the core decides
 //! on AMD verdicts, which reach it as `AmdVerdict` events; the trunk only guarantees that the
 //! voicemail message is played after a `machine_end_*` verdict, and hangs up otherwise), and
-//! looks calls up at Twilio after a restart. Events come back through the [`TwilioHub`] from
-//! the listener's verified callbacks.
+//! looks calls up at Twilio after a restart, and tells which caller IDs the account may not
+//! present. Events come back through the [`TwilioHub`] from the listener's verified callbacks.
 
 use super::callbacks::CallbackTarget;
 use super::client::{CallUpdate, CreateCall, Instructions, MachineDetection, TwilioClient};
@@ -258,6 +258,28 @@ impl Trunk for TwilioTrunk {
 
     async fn act(&self, call_id: &str, action: AnswerAction) -> Result<(), TrunkError> {
         self.inner.act(call_id, action).await
+    }
+
+    /// Each distinct number asked of Twilio once, one after the other ([`TwilioClient::may_present`]:
+    /// an IncomingPhoneNumber of the account, else a verified OutgoingCallerId); the numbers it
+    /// may not present, each once, in the order given. The first failed request ends the check.
+    async fn unowned_caller_ids(&self, numbers: &[String]) -> Result<Option<Vec<String>>, TrunkError> {
+        let mut asked = std::collections::HashSet::new();
+        let mut unowned = Vec::new();
+        for number in numbers {
+            if !asked.insert(number.as_str()) {
+                continue;
+            }
+            let owned = self.inner.client.may_present(number).await.map_err(|e| {
+                warn!(campaign = %self.inner.campaign, caller_id = %number, code = e.code(), error = %e,
+                    "Could not ask Twilio whether the account may present a caller ID.");
+                TrunkError::from(e)
+            })?;
+            if !owned {
+                unowned.push(number.clone());
+            }
+        }
+        Ok(Some(unowned))
     }
 
     async fn recover(&self, call: &OpenCall) -> Recovered {
