@@ -258,7 +258,7 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             attempt: 1,
         };
         let claimed = store
-            .claim_attempts("c", &[(key, a.phone_e164.clone())], 3, now)
+            .claim_attempts("c", &[dialerd::store::Claim::new(key, &a.phone_e164)], 3, now)
             .await
             .unwrap();
         assert_eq!(claimed, vec![key]);
@@ -332,7 +332,7 @@ fn the_store_feeds_the_rules_and_the_claim_checks_dnc() {
             attempt: 1,
         };
         let claimed = store
-            .claim_attempts("c", &[(kb, b.phone_e164.clone())], 3, later)
+            .claim_attempts("c", &[dialerd::store::Claim::new(kb, &b.phone_e164)], 3, later)
             .await
             .unwrap();
         assert!(claimed.is_empty(), "a listed number was claimed");

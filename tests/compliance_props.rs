@@ -144,12 +144,14 @@ proptest! {
                 RefusalReason::RecentAbandon => !hold_ok,
                 RefusalReason::Holiday => zones.iter().any(|z| holidays.contains(&now.with_timezone(z).date_naive())),
                 RefusalReason::OutsideHours => !zones_ok,
-                // No state rules, no consent requirement in these rules.
+                // No state rules, no consent requirement in these rules; caller-ID caps are the
+                // runner's, never check_due's.
                 RefusalReason::AbandonCap
                 | RefusalReason::StateHours
                 | RefusalReason::StateDay
                 | RefusalReason::StateCap
-                | RefusalReason::NoConsent => false,
+                | RefusalReason::NoConsent
+                | RefusalReason::CallerIdCap => false,
             };
             prop_assert!(broken, "{} named but not broken", reason);
             if let Some(t) = until {

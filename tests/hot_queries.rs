@@ -26,14 +26,18 @@ fn offending(plans: &BTreeMap<&'static str, Vec<String>>) -> Vec<String> {
 }
 
 /// The first attempt of each contact, as the runner claims it.
-fn first_attempts(due: &[dialerd::store::DueContact]) -> Vec<(AttemptKey, String)> {
+fn first_attempts(due: &[dialerd::store::DueContact]) -> Vec<dialerd::store::Claim> {
     due.iter()
         .map(|d| {
             let key = AttemptKey {
                 contact: d.id,
                 attempt: 1,
             };
-            (key, d.phone_e164.clone())
+            dialerd::store::Claim {
+                key,
+                phone: d.phone_e164.clone(),
+                caller_id: Some("+14155550100".into()),
+            }
         })
         .collect()
 }

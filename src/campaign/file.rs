@@ -13,8 +13,9 @@ pub struct CampaignFile {
     pub name: String,
     /// The voice agent that takes answered calls.
     pub agent_id: String,
-    /// Caller id presented on every call, E.164 (`+14155550100`).
-    pub caller_id: String,
+    /// Caller ID: one E.164 number (`+14155550100`) presented on every call, or a
+    /// `[caller_id]` pool with local presence and number health.
+    pub caller_id: super::caller_id_file::CallerIdFile,
     /// ISO 3166 region (`US`) used to read numbers written without `+country`.
     pub default_region: String,
     /// IANA zone (`America/New_York`) used when neither the row nor the number gives one.
@@ -477,6 +478,10 @@ pub struct SimFile {
     /// Default 0 s.
     #[serde(with = "humantime_serde")]
     pub dial_latency: Duration,
+    /// `[trunk.sim.answer_factor]`: caller ID (E.164) → factor in 0..1 on P(answer) of calls
+    /// presenting it; the answers it takes away ring out unanswered, as calls from a number
+    /// labelled "spam likely" do. Numbers not listed answer at the model's rates.
+    pub answer_factor: std::collections::BTreeMap<String, f64>,
 }
 
 /// `[trunk.sim] agent`: who speaks for the agent on the sim trunk's connected calls.
@@ -522,6 +527,7 @@ impl Default for SimFile {
             agent_speech_delay: Duration::ZERO,
             agent: SimAgent::Builtin,
             dial_latency: Duration::ZERO,
+            answer_factor: std::collections::BTreeMap::new(),
         }
     }
 }

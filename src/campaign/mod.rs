@@ -2,6 +2,7 @@
 //! (CSV, E.164 normalisation as libphonenumber reads numbers), and the folder watcher.
 
 pub mod analysis_file;
+pub mod caller_id_file;
 pub mod check;
 pub mod compliance_file;
 pub mod contact_columns;

@@ -83,8 +83,11 @@ pub struct Campaign {
     pub name: String,
     /// Voice agent that takes answered calls.
     pub agent_id: String,
-    /// Caller id, E.164.
+    /// The default caller ID, E.164 (the single `caller_id`, or the pool's `default`).
     pub caller_id: String,
+    /// Every caller ID with local presence and health rules (`[caller_id]`); just the default
+    /// when the file names one number.
+    pub caller_ids: crate::core::CallerIdPool,
     /// Where the contacts come from.
     pub contacts: ContactSource,
     /// The pure core's rules (slots, pacing, policy, window).
@@ -163,12 +166,8 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
             err(key, "must not be empty".into());
         }
     }
-    if !is_e164(&f.caller_id) {
-        err(
-            "caller_id",
-            format!("`{}` is not a valid E.164 number (like +14155550100)", f.caller_id),
-        );
-    }
+    let campaign_dir = path.parent().unwrap_or(Path::new("."));
+    let caller_ids = super::caller_id_file::build(&f.caller_id, campaign_dir, &is_e164, err);
     let region = parse_region(&f.default_region);
     if region.is_none() {
         err(
@@ -347,7 +346,8 @@ fn build(path: &Path, f: &CampaignFile, err: &mut dyn FnMut(&str, String)) -> Op
         path: path.to_path_buf(),
         name: f.name.clone(),
         agent_id: f.agent_id.clone(),
-        caller_id: f.caller_id.clone(),
+        caller_id: f.caller_id.default_number().to_string(),
+        caller_ids: caller_ids?,
         contacts: ContactSource {
             path: contacts_path,
             columns: f.contacts.clone(),
@@ -431,6 +431,14 @@ fn validate_sim(s: &SimFile, err: &mut dyn FnMut(&str, String)) {
             "trunk.sim",
             format!("p_human + p_machine + p_no_answer + p_busy + p_failed = {sum}, must be 1"),
         );
+    }
+    for (number, f) in &s.answer_factor {
+        if !(0.0..=1.0).contains(f) {
+            err(
+                &format!("trunk.sim.answer_factor.\"{number}\""),
+                format!("{f} is not a factor in 0..1"),
+            );
+        }
     }
     if !(s.time_scale > 0.0 && s.time_scale.is_finite()) {
         err(

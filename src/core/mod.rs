@@ -4,6 +4,7 @@
 
 pub mod abandon;
 pub mod call;
+pub mod caller_id;
 pub mod compliance;
 pub mod cps;
 pub mod dialer;
@@ -19,6 +20,7 @@ pub mod zones;
 
 pub use abandon::{AbandonCounts, AbandonLedger, rolling_series};
 pub use call::{AnswerAction, Call, CallEvent, Phase};
+pub use caller_id::{CallerIdPool, HealthChange, HealthPolicy, Pick, PickReason, PoolHealth, PoolNumber};
 pub use compliance::{AbandonCap, AbandonPolicy, AttemptLimits};
 pub use cps::CpsWindow;
 pub use dialer::{Decision, Dialer};

@@ -185,6 +185,9 @@ string_enum! {
         /// The contact lacks the consent the campaign requires (`[compliance] consent`; an AI
         /// voice is an artificial voice under the TCPA, 47 U.S.C. 227(b), FCC 24-17).
         NoConsent => "no_consent",
+        /// The caller ID this contact was called from before is at its cap of dials in a rolling
+        /// 24 hours (`[caller_id] daily_cap`); the retry waits for it rather than change number.
+        CallerIdCap => "caller_id_cap",
     }
 }
 

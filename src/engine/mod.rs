@@ -50,6 +50,9 @@ pub enum EngineError {
     /// The campaign's do-not-call list could not be imported.
     #[error("do-not-call list: {0}")]
     Dnc(String),
+    /// The caller-ID pool holds numbers the trunk account may not present.
+    #[error("caller ID: {0}")]
+    CallerId(String),
 }
 
 /// What the daemon is asked to do while it runs, besides shutting down.
@@ -161,7 +164,8 @@ fn build_trunk(
                 SimTrunk::new(model, c.sim.seed, c.sim.time_scale, events)
                     .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim))
                     .with_external_agent(c.sim.agent == crate::campaign::file::SimAgent::External)
-                    .with_dial_latency(c.sim.dial_latency),
+                    .with_dial_latency(c.sim.dial_latency)
+                    .with_answer_factors(c.sim.answer_factor.clone()),
             ))
         }
     }

@@ -97,9 +97,12 @@ pub(crate) struct Runner {
     last_slots: Option<crate::core::SlotCounts>,
     /// Where call transitions, state changes and pacing snapshots go live (`GET /v1/events`).
     live: Option<super::live::LiveEvents>,
+    /// The pool's health and each call's caller ID.
+    caller: caller_id::CallerIds,
 }
 
 mod agent;
+mod caller_id;
 mod compliance;
 mod control;
 mod dialing;
@@ -118,6 +121,7 @@ impl Runner {
     ) -> Runner {
         Runner {
             dialer: Dialer::new(campaign.rules.clone()),
+            caller: caller_id::CallerIds::new(&campaign.caller_ids),
             cps: crate::core::CpsWindow::new(campaign.dialer.calls_per_second),
             started: Instant::now(),
             hopper: super::hopper::Hopper::new(campaign.dialer.calls_per_second),
@@ -326,6 +330,7 @@ impl Runner {
         if !self.history_loaded {
             self.load_history(now).await?;
         }
+        self.prepare_caller_ids(now).await?;
         for open in self.store.open_attempts(&self.campaign.id).await? {
             self.recover(open, now).await?;
         }
@@ -460,6 +465,7 @@ impl Runner {
                 },
             );
             self.writes.push(CallWrite::Answered(key, ev.at));
+            self.caller.answered(key.contact, now);
         }
     }
 

@@ -33,15 +33,16 @@ impl CampaignState {
 pub(super) const RECENT_HOURS: i64 = 50;
 
 /// Claims one contact: conditional on its status, due time, exact attempt count and no DNC entry.
-const CLAIM_SQL: &str = "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?
+const CLAIM_SQL: &str = "UPDATE contacts SET status = 'in_progress', attempts = attempts + 1, updated_at = ?,
+    caller_id = COALESCE(?, caller_id)
     WHERE id = ? AND campaign_id = ? AND status IN ('pending', 'scheduled') AND next_attempt_at <= ? AND attempts = ?
     AND attempts < ?
     AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = contacts.phone_e164 AND d.scope IN ('global', ?))
     AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = contacts.campaign_id AND c.control = 'running')";
 /// The attempt row of a claim, state `dialing`.
 const INSERT_ATTEMPT_SQL: &str =
-    "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at)
-    VALUES (?, ?, ?, ?, 'dialing', ?)";
+    "INSERT INTO attempts (campaign_id, contact_id, attempt, phone_e164, state, started_at, caller_id)
+    VALUES (?, ?, ?, ?, 'dialing', ?, ?)";
 /// The trunk's call id of a placed attempt.
 const DIALED_SQL: &str = "UPDATE attempts SET call_id = ? WHERE contact_id = ? AND attempt = ?";
 /// An answer.
@@ -63,6 +64,29 @@ pub(super) const HOT_WRITES: &[(&str, &str)] = &[
     ("close_attempt", CLOSE_ATTEMPT_SQL),
     ("close_contact", CLOSE_CONTACT_SQL),
 ];
+
+/// One attempt to claim: the contact's next attempt, the number to dial and the caller ID it
+/// will present (kept on the contact for its retries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The number to dial, E.164.
+    pub phone: String,
+    /// The caller ID, E.164; `None` leaves the contact's as it is.
+    pub caller_id: Option<String>,
+}
+
+impl Claim {
+    /// A claim of `key` dialling `phone`, with no caller ID recorded.
+    pub fn new(key: AttemptKey, phone: &str) -> Claim {
+        Claim {
+            key,
+            phone: phone.to_string(),
+            caller_id: None,
+        }
+    }
+}
 
 /// A due contact with what the dial needs.
 #[derive(Clone, Debug)]
@@ -89,6 +113,8 @@ pub struct DueContact {
     pub last_abandoned_at: Option<DateTime<Utc>>,
     /// Template variables: first_name, last_name, email and custom fields.
     pub fields: BTreeMap<String, String>,
+    /// The caller ID its earlier attempts presented, E.164 (kept for its retries).
+    pub caller_id: Option<String>,
 }
 
 /// An attempt left open (state not `ended`), found at start-up.
@@ -106,6 +132,8 @@ pub struct OpenAttempt {
     pub voicemail_sent: bool,
     /// The contact's template variables, to render its messages again.
     pub fields: BTreeMap<String, String>,
+    /// The caller ID it presented, E.164 (`None` for attempts from before caller-ID pools).
+    pub caller_id: Option<String>,
 }
 
 impl Store {
@@ -155,15 +183,16 @@ impl Store {
     pub async fn claim_attempts(
         &self,
         campaign: &str,
-        claims: &[(AttemptKey, String)],
+        claims: &[Claim],
         max_attempts: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<AttemptKey>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut claimed = Vec::with_capacity(claims.len());
-        for (key, phone) in claims {
+        for Claim { key, phone, caller_id } in claims {
             let updated = sqlx::query(CLAIM_SQL)
                 .bind(to_ms(now))
+                .bind(caller_id)
                 .bind(key.contact)
                 .bind(campaign)
                 .bind(to_ms(now))
@@ -181,6 +210,7 @@ impl Store {
                 .bind(key.attempt)
                 .bind(phone)
                 .bind(to_ms(now))
+                .bind(caller_id)
                 .execute(&mut *tx)
                 .await?;
             claimed.push(*key);
@@ -256,7 +286,7 @@ impl Store {
     /// Attempts of `campaign` not yet ended (left by a crash or an unbounded shutdown).
     pub async fn open_attempts(&self, campaign: &str) -> Result<Vec<OpenAttempt>, StoreError> {
         let rows = sqlx::query(
-            "SELECT a.contact_id, a.attempt, a.call_id, a.started_at, a.phone_e164, a.voicemail_at,
+            "SELECT a.contact_id, a.attempt, a.call_id, a.started_at, a.phone_e164, a.voicemail_at, a.caller_id,
              c.first_name, c.last_name, c.email, c.custom_fields
              FROM attempts a JOIN contacts c ON c.id = a.contact_id
              WHERE a.campaign_id = ? AND a.state != 'ended' ORDER BY a.id",
@@ -276,6 +306,7 @@ impl Store {
                     phone_e164: r.try_get("phone_e164")?,
                     voicemail_sent: r.try_get::<Option<i64>, _>("voicemail_at")?.is_some(),
                     fields: contact_fields(r)?,
+                    caller_id: r.try_get("caller_id")?,
                 })
             })
             .collect()
@@ -413,5 +444,6 @@ pub(super) fn due_contact(r: &sqlx::sqlite::SqliteRow) -> Result<DueContact, Sto
         last_attempt_at: r.try_get::<Option<i64>, _>("last_attempt_at")?.map(from_ms),
         last_abandoned_at: r.try_get::<Option<i64>, _>("last_abandoned_at")?.map(from_ms),
         fields,
+        caller_id: r.try_get("caller_id")?,
     })
 }

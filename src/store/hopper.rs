@@ -35,7 +35,7 @@ const ZONE_BATCH_SQL: &str = "SELECT id, next_attempt_at, priority FROM contacts
 /// per-day limit, the minimum gap and the 72-hour hold read. In three parts around its two binds
 /// (the recent-attempts bound, the campaign), then the ids and `)`.
 const DETAILS_HEAD: &str = "SELECT c.id, c.phone_e164, c.attempts, c.status, c.next_attempt_at, c.timezone,
-    c.first_name, c.last_name, c.email, c.custom_fields,
+    c.first_name, c.last_name, c.email, c.custom_fields, c.caller_id,
     EXISTS (SELECT 1 FROM dnc d WHERE d.phone_e164 = c.phone_e164 AND d.scope IN ('global', c.campaign_id)) AS dnc,
     (SELECT group_concat(a.started_at) FROM attempts a WHERE a.contact_id = c.id AND a.started_at >= ";
 const DETAILS_MID: &str = ") AS recent,

@@ -5,6 +5,7 @@
 
 mod attempts;
 mod batch;
+mod caller_ids;
 mod calls;
 mod compliance;
 mod contacts;
@@ -25,8 +26,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use attempts::{CampaignState, DueContact, OpenAttempt};
+pub use attempts::{CampaignState, Claim, DueContact, OpenAttempt};
 pub use batch::CallWrite;
+pub use caller_ids::CallerIdSample;
 pub use calls::PostCall;
 pub use compliance::AbandonMinute;
 pub use contacts::{ImportError, ImportOutcome, ImportRecord};

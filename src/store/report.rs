@@ -42,6 +42,9 @@ pub struct CampaignStatus {
     pub agent_speech: super::SpeechLatency,
     /// The ETA to the end of the list at the pace of the last 15 minutes.
     pub eta: super::Eta,
+    /// The caller-ID pool's per-number figures as the runner last published them (every 5 s
+    /// while it runs); empty for a campaign with one caller ID.
+    pub caller_ids: Vec<crate::core::caller_id::NumberStats>,
 }
 
 /// A campaign's compliance figures for `dialerd status`.
@@ -91,6 +94,9 @@ pub struct ExportRow {
     pub disposition: Option<String>,
     /// Why it ended so, when the trunk said (`twilio 21211: Invalid 'To' Phone Number`).
     pub outcome_reason: Option<String>,
+    /// The caller ID the attempt presented, E.164; empty for attempt 0 and for attempts made
+    /// before caller IDs were recorded.
+    pub caller_id: Option<String>,
 }
 
 async fn counts(store: &Store, sql: &'static str, campaign: &str) -> Result<BTreeMap<String, u64>, StoreError> {
@@ -172,7 +178,9 @@ impl Store {
             let eta = self
                 .campaign_eta(&id, super::eta::remaining_contacts(&contacts), now)
                 .await?;
+            let caller_ids = self.caller_id_health(&id).await?.map(|(n, _)| n).unwrap_or_default();
             out.push(CampaignStatus {
+                caller_ids,
                 control,
                 compliance,
                 agent_speech,
@@ -234,10 +242,10 @@ impl Store {
     /// `no_consent`).
     pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition, outcome_reason
+            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition, outcome_reason, caller_id
              FROM attempts WHERE campaign_id = ?1
              UNION ALL
-             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition, NULL FROM contacts c
+             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition, NULL, NULL FROM contacts c
              WHERE c.campaign_id = ?1 AND (c.status = 'dnc' OR c.disposition = 'no_consent') AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
              ORDER BY contact_id, attempt",
         )
@@ -256,6 +264,7 @@ impl Store {
                     outcome: r.try_get("outcome")?,
                     disposition: r.try_get("disposition")?,
                     outcome_reason: r.try_get("outcome_reason")?,
+                    caller_id: r.try_get("caller_id")?,
                 })
             })
             .collect()
@@ -368,6 +377,7 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
             sp.abandoned
         );
         let _ = writeln!(out, "  refused for compliance: {}", join_counts(&c.refusals));
+        caller_ids_text(&mut out, &s.caller_ids);
         let _ = writeln!(out, "  rejected rows: {}", s.rejected_rows);
         for r in &s.rejects {
             let _ = writeln!(out, "    line {}: {}", r.line, r.reason);
@@ -377,4 +387,27 @@ pub fn status_text(status: &[CampaignStatus]) -> String {
         }
     }
     out
+}
+
+/// The caller-ID lines of `dialerd status`: one per pool number, rested ones marked.
+fn caller_ids_text(out: &mut String, numbers: &[crate::core::caller_id::NumberStats]) {
+    if numbers.is_empty() {
+        return;
+    }
+    let pct = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", 100.0 * r));
+    let _ = writeln!(out, "  caller IDs ({}):", numbers.len());
+    for n in numbers {
+        let rest = n
+            .rested_until
+            .map_or_else(String::new, |t| format!(", RESTED until {}", t.to_rfc3339()));
+        let _ = writeln!(
+            out,
+            "    {}: {} dials in 24 h, answer rate {} of {} calls, short calls {}{rest}",
+            n.number,
+            n.dials_24h,
+            pct(n.answer_rate),
+            n.calls,
+            pct(n.short_call_rate)
+        );
+    }
 }

@@ -48,6 +48,7 @@ pub struct SimTrunk {
     sent: Mutex<Vec<SentSms>>,
     external_agent: bool,
     dial_latency: Duration,
+    answer_factor: std::collections::BTreeMap<String, f64>,
 }
 
 /// A text message the sim trunk "sent" (recorded, never delivered).
@@ -77,7 +78,15 @@ impl SimTrunk {
             sent: Mutex::new(Vec::new()),
             external_agent: false,
             dial_latency: Duration::ZERO,
+            answer_factor: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Calls presenting a caller ID in `factors` are answered with P(answer) × its factor
+    /// (0..1); the answers taken away ring out unanswered (`[trunk.sim.answer_factor]`).
+    pub fn with_answer_factors(mut self, factors: std::collections::BTreeMap<String, f64>) -> SimTrunk {
+        self.answer_factor = factors;
+        self
     }
 
     /// Each dial takes `latency` (real time) before the call exists, as a provider's create
@@ -277,7 +286,21 @@ impl Trunk for SimTrunk {
                 .rng
                 .lock()
                 .map_err(|_| TrunkError::Unavailable("sim RNG poisoned".into()))?;
-            self.model.sample(&mut *rng)
+            let mut call = self.model.sample(&mut *rng);
+            // Drawn only for listed caller IDs, so other campaigns' draws are unchanged.
+            if let Some(f) = self.answer_factor.get(&req.from) {
+                let keep: f64 = rand::RngExt::random(&mut *rng);
+                if keep >= *f
+                    && matches!(
+                        call.outcome,
+                        crate::sim::model::SampledOutcome::Human | crate::sim::model::SampledOutcome::Machine
+                    )
+                {
+                    call.outcome = crate::sim::model::SampledOutcome::NoAnswer;
+                    call.answer_after = Duration::MAX;
+                }
+            }
+            call
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let call_id = format!("SIM{n:012}");

@@ -260,6 +260,8 @@ pub struct Row {
     pub disposition: Option<String>,
     #[serde(default)]
     pub outcome_reason: Option<String>,
+    #[serde(default)]
+    pub caller_id: Option<String>,
 }
 
 /// `dialerd export CAMPAIGN` parsed.

@@ -100,6 +100,7 @@ impl Runner {
         }
         self.last_snapshot = Some(Instant::now());
         self.flush_refusals(now).await?;
+        self.review_caller_ids(now).await;
         if let Err(e) = self.refresh_dnc_list().await {
             error!(campaign = %self.id(), error = %e, "Campaign do-not-call list could not be read; the campaign is paused.");
             self.paused = true;

@@ -163,10 +163,8 @@ impl Runner {
         let (used, unused): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, d)| settled.contains(&d.id));
         self.hopper.put_back(unused);
         let by_id: HashMap<ContactId, DueContact> = used.into_iter().map(|(_, d)| (d.id, d)).collect();
-        let claims: Vec<(AttemptKey, String)> = keys
-            .iter()
-            .filter_map(|k| by_id.get(&k.contact).map(|d| (*k, d.phone_e164.clone())))
-            .collect();
+        let (claims, waits) = self.pick_caller_ids(&keys, &by_id, now);
+        self.apply_refusals(waits, now).await?;
         let max = self.campaign.rules.policy.retry.max_attempts;
         let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
         if claimed.len() < claims.len() {
@@ -174,8 +172,9 @@ impl Runner {
             self.read_operator().await?;
         }
         let claimed_set: HashSet<AttemptKey> = claimed.iter().copied().collect();
-        for key in keys.iter().filter(|k| !claimed_set.contains(k)) {
-            self.dialer.cancel(*key);
+        for claim in claims.iter().filter(|c| !claimed_set.contains(&c.key)) {
+            self.dialer.cancel(claim.key);
+            self.caller.forget(claim.key.contact);
         }
         // The last DNC check, immediately before the dial: a number listed since the claim
         // (an opt-out on another campaign, `dialerd dnc add`, a dropped file) is not called.
@@ -192,11 +191,13 @@ impl Runner {
             if self.dial_hold.is_some() {
                 // The trunk said "not now" to an earlier dial of this batch: the rest wait too.
                 self.dialer.cancel(*key);
+                self.caller.forget(key.contact);
                 self.store.release_claim(*key, now, now).await?;
                 continue;
             }
             if blocked.contains(&contact.phone_e164) {
                 self.dialer.cancel(*key);
+                self.caller.forget(key.contact);
                 self.dialer.count_refusal(RefusalReason::Dnc, 1);
                 self.store.release_claim_dnc(*key, now).await?;
                 info!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, outcome = "dnc",
@@ -233,7 +234,11 @@ impl Runner {
             campaign: id.clone(),
             key,
             to: contact.phone_e164.clone(),
-            from: self.campaign.caller_id.clone(),
+            from: self
+                .caller
+                .number(key.contact)
+                .unwrap_or(&self.campaign.caller_id)
+                .to_string(),
             agent_id: self.campaign.agent_id.clone(),
             ring_timeout: self.campaign.dialer.ring_timeout,
             voicemail_message,
@@ -268,6 +273,7 @@ impl Runner {
                 self.dial_hold = Some(Instant::now() + hold);
                 self.dialer.cancel(key);
                 self.phones.remove(&key.contact);
+                self.caller.forget(key.contact);
                 if let Err(err) = self.store.release_claim(key, now, now).await {
                     error!(campaign = %id, contact = key.contact, attempt = key.attempt, error = %err,
                         "Could not undo the claim; the attempt is reconciled at next start.");

@@ -45,6 +45,11 @@ impl Runner {
                     "Call still live after restart; followed to its end.");
                 self.call_ids.insert(key.contact, call_id.clone());
                 self.phones.insert(key.contact, open.phone_e164.clone());
+                let caller = open
+                    .caller_id
+                    .clone()
+                    .unwrap_or_else(|| self.campaign.caller_id.clone());
+                self.caller.adopt(key.contact, caller);
                 self.dialer.adopt(key, Call::new(key.attempt, open.started_at));
                 if answered {
                     self.writes.push(CallWrite::Answered(key, now));

@@ -32,12 +32,13 @@ impl Runner {
         detail: Option<crate::call::CallDetail>,
     ) {
         use crate::analysis::events;
+        let caller_number = self.caller_ended(key, now);
         let id = &self.campaign.id;
         let cfg = &self.campaign.analysis;
         let post = crate::store::PostCall {
             agent_id: self.campaign.agent_id.clone(),
-            caller_number: self.campaign.caller_id.clone(),
-            call_jobs: events::at_call_end(cfg, id, &self.campaign.caller_id, key, detail.as_ref(), now),
+            call_jobs: events::at_call_end(cfg, id, &caller_number, key, detail.as_ref(), now),
+            caller_number,
             detail,
             jobs: (step.disposition == crate::core::Disposition::Exhausted)
                 .then(|| events::contact_exhausted(cfg, id, key, now))
