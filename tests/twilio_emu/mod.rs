@@ -47,6 +47,8 @@ pub enum Script {
 #[derive(Clone, Debug)]
 pub struct Call {
     pub to: String,
+    /// The caller ID the create presented (`From`).
+    pub from: String,
     pub status_cb: String,
     pub amd_cb: String,
     /// `RecordingStatusCallback`, when the create asked for `Record=true`.
@@ -233,6 +235,7 @@ async fn create(State(emu): State<Shared>, headers: HeaderMap, body: String) -> 
         let sid = format!("CA{:032}", e.next);
         let call = Call {
             to: to.clone(),
+            from: get("From"),
             status_cb: get("StatusCallback"),
             amd_cb: get("AsyncAmdStatusCallback"),
             recording_cb: (get("Record") == "true").then(|| get("RecordingStatusCallback")),
