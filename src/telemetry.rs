@@ -117,9 +117,9 @@ pub fn delivery(kind: &str, result: &'static str, seconds: f64) {
     histogram!(DELIVERY_SECONDS, "kind" => kind.to_string()).record(seconds);
 }
 
-/// Records one trunk REST request: `op` (`create`, `update`, `fetch`, `list`, `list_incoming_numbers`,
-/// `list_caller_ids`), its latency in
-/// seconds, and `error` (the HTTP status or `transport` / `decode`) when it failed.
+/// Records one trunk REST request: `op` (`create`, `update`, `fetch`, `list`,
+/// `list_incoming_numbers`, `list_caller_ids`), its latency in seconds, and `error` (the HTTP
+/// status or `transport` / `decode`) when it failed.
 pub fn trunk_request(trunk: &'static str, op: &'static str, seconds: f64, error: Option<String>) {
     histogram!(TRUNK_SECONDS, "trunk" => trunk, "op" => op).record(seconds);
     if let Some(code) = error {

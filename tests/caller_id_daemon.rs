@@ -139,3 +139,55 @@ fn local_presence_sticky_retries_and_a_rested_number_in_status() {
         after.iter().filter(|r| r.caller_id.as_deref() == Some(NYC)).count()
     );
 }
+
+#[test]
+fn a_number_at_its_daily_cap_takes_no_new_contact_and_its_retries_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaigns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("phone,first_name\n");
+    for i in 0..20 {
+        csv.push_str(&format!("+1212230{:04},Name{i}\n", 1000 + i));
+    }
+    std::fs::write(dir.join("cap.csv"), csv).unwrap();
+    // Nobody answers, so every contact is retried a second after each attempt.
+    let extra = format!(
+        "\n[caller_id]\ndefault = \"{DEFAULT}\"\npool = [\"{NYC}\"]\ndaily_cap = 5\n\n[trunk.sim]\nseed = 3\ntime_scale = 0.01\np_human = 0.0\np_machine = 0.0\np_no_answer = 1.0\np_busy = 0.0\np_failed = 0.0\n"
+    );
+    let toml = campaign_toml("cap", &extra).replace(&format!("caller_id = \"{DEFAULT}\"\n"), "");
+    std::fs::write(dir.join("cap.toml"), toml).unwrap();
+    let db = tmp.path().join("cap.db");
+    let mut d = Daemon::start(&dir, &db, false);
+    // Every contact but the capped number's five has all three attempts: 5 + 15 × 3 ends.
+    d.wait_for("Call ended.", 50, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(6));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(60)).success());
+
+    let rows = export(&db, "cap");
+    let from_nyc: Vec<_> = rows.iter().filter(|r| r.caller_id.as_deref() == Some(NYC)).collect();
+    assert_eq!(from_nyc.len(), 5, "{from_nyc:?}");
+    assert!(
+        from_nyc.iter().all(|r| r.attempt == 1),
+        "a capped number's retry was dialled: {from_nyc:?}"
+    );
+    let others = rows.iter().filter(|r| r.caller_id.as_deref() == Some(DEFAULT));
+    assert_eq!(others.clone().count(), 45, "{rows:?}");
+    let s = status(&db);
+    let c = s.as_array().unwrap().iter().find(|c| c["id"] == "cap").unwrap();
+    let waited = c["compliance"]["refusals"]["caller_id_cap"].as_u64().unwrap_or(0);
+    assert!(
+        waited >= 5,
+        "the five retries were refused for the cap: {}",
+        c["compliance"]
+    );
+    // They wait for the first dial to leave the 24 hours, not for ever.
+    assert_eq!(c["contacts"]["scheduled"].as_u64(), Some(5), "{}", c["contacts"]);
+    let nyc = c["caller_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number"] == NYC)
+        .unwrap();
+    assert_eq!(nyc["dials_24h"].as_u64(), Some(5), "{nyc}");
+}

@@ -284,6 +284,8 @@ impl Runner {
         if let Err(e) = self.flush_refusals(Utc::now()).await {
             warn!(campaign = %self.id(), error = %e, "Could not write the last refusal counts.");
         }
+        // The last caller-ID figures, so `dialerd status` after a stop shows where they ended.
+        self.review_caller_ids(Utc::now()).await;
         if self.dialer.in_flight() > 0 {
             warn!(campaign = %self.id(), in_flight = self.dialer.in_flight(),
                 "Calls still in flight at the end of the grace period; their attempts are reconciled at next start.");
