@@ -183,6 +183,39 @@ fn a_number_answered_far_less_than_the_pool_is_rested_then_resumes_clean() {
     assert_eq!(h.stats(&p, later).iter().find(|s| s.number == NYC).unwrap().calls, 0);
 }
 
+#[test]
+fn the_day_count_follows_the_dials_by_the_minute_and_the_cap_by_the_instant() {
+    let policy = HealthPolicy {
+        daily_cap: Some(1000),
+        ..HealthPolicy::default()
+    };
+    let p = pool(&[NYC], policy);
+    let mut h = PoolHealth::new(p.health.clone());
+    // 30,000 dials over 30 hours, one every 3.6 s.
+    let first = t0() - TimeDelta::hours(30);
+    let at = |i: i64| first + TimeDelta::milliseconds(i * 3600);
+    for i in 0..30_000 {
+        h.record_dial(NYC, at(i));
+    }
+    let exact = (0..30_000)
+        .filter(|&i| at(i) > t0() - TimeDelta::hours(24) && at(i) <= t0())
+        .count() as u32;
+    let counted = h.dials_24h(NYC, t0());
+    // Whole minutes: at most one minute's dials (about 17) more than the exact count.
+    assert!(counted >= exact && counted <= exact + 17, "{counted} against {exact}");
+    // Capped: it frees when the oldest of its last 1,000 dials is 24 hours old.
+    assert_eq!(
+        h.cap_frees_at(NYC, t0()),
+        Some(at(30_000 - 1000) + TimeDelta::hours(24))
+    );
+    h.review(&p, t0());
+    assert_eq!(
+        h.dials_24h(NYC, t0()),
+        counted,
+        "a review forgets only what is past the day"
+    );
+}
+
 fn campaign(caller_id: &str) -> Result<dialerd::campaign::Campaign, String> {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -276,7 +309,17 @@ proptest! {
             h.record_dial(NUMBERS[i], t0() - TimeDelta::seconds(ago));
         }
         let prev = previous.map(|i| if i == NUMBERS.len() { DEFAULT } else { NUMBERS[i] });
-        let capped = |n: &str| cap.is_some_and(|c| h.dials_24h(n, t0()) >= c);
+        // The oracle: the dials themselves, counted in the 24 hours up to `at`.
+        let in_day = |n: &str, at: DateTime<Utc>| {
+            dials
+                .iter()
+                .filter(|&&(i, ago)| {
+                    let t = t0() - TimeDelta::seconds(ago);
+                    NUMBERS[i] == n && t > at - TimeDelta::hours(24) && t <= at
+                })
+                .count() as u32
+        };
+        let capped = |n: &str| cap.is_some_and(|c| in_day(n, t0()) >= c);
         match pick_for(&p, &h, contact, PHONES[phone], prev) {
             Pick::Use { number, reason } => {
                 prop_assert!(p.contains(&number));
@@ -312,10 +355,10 @@ proptest! {
                 prop_assert_eq!(Some(number.as_str()), prev);
                 prop_assert!(capped(&number));
                 prop_assert!(until > t0());
-                // One dial fewer in the 24 hours at `until`, and at least the cap just before it.
+                // Under the cap at `until`, and still at it a second before.
                 let c = cap.unwrap();
-                prop_assert!(h.dials_24h(&number, until) < c || h.cap_frees_at(&number, until).is_none());
-                prop_assert!(h.dials_24h(&number, until - TimeDelta::seconds(1)) >= c);
+                prop_assert!(in_day(&number, until) < c, "still capped at {}", until);
+                prop_assert!(in_day(&number, until - TimeDelta::seconds(1)) >= c);
             }
         }
     }

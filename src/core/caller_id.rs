@@ -139,19 +139,39 @@ pub enum Pick {
     },
 }
 
-/// One ended call, for the rates.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    at: DateTime<Utc>,
-    answered: bool,
-    short: bool,
+/// Ended calls of one minute, for the rates.
+#[derive(Clone, Copy, Debug, Default)]
+struct EndMinute {
+    minute: i64,
+    calls: u32,
+    answered: u32,
+    short: u32,
 }
 
+/// One number's history, bounded whatever the dial rate: dials and ends are counted per minute
+/// (at most a day's and a window's minutes), and only the last `daily_cap` dial instants are
+/// kept, which is all the cap needs.
 #[derive(Clone, Debug, Default)]
 struct NumberState {
-    dials: VecDeque<DateTime<Utc>>,
-    ends: VecDeque<Sample>,
+    /// Dials per minute (Unix minute, count), oldest first, over the last 24 hours.
+    dial_minutes: VecDeque<(i64, u32)>,
+    /// Sum of `dial_minutes`.
+    dials: u32,
+    /// The last `daily_cap` dial instants, oldest first.
+    last_dials: VecDeque<DateTime<Utc>>,
+    /// Ended calls per minute over the health window, oldest first.
+    ends: VecDeque<EndMinute>,
     rested_until: Option<DateTime<Utc>>,
+}
+
+fn minute(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+/// Whether the whole minute `m` is at or before `t`: only then are its counts forgotten, so a
+/// count by minutes is never below the exact one.
+fn minute_before(m: i64, t: DateTime<Utc>) -> bool {
+    (m + 1) * 60 <= t.timestamp()
 }
 
 /// A change in a number's health, for the log and the store.
@@ -220,38 +240,63 @@ impl PoolHealth {
         &self.policy
     }
 
-    /// Replaces the rules (a reloaded campaign file), keeping the history.
-    pub fn set_policy(&mut self, policy: HealthPolicy) {
-        self.policy = policy;
-    }
-
     fn forget_old(&mut self, now: DateTime<Utc>) {
         let day = now - TimeDelta::hours(24);
         let window = now - self.policy.window;
-        for s in self.numbers.values_mut() {
-            while s.dials.front().is_some_and(|t| *t <= day) {
-                s.dials.pop_front();
+        for st in self.numbers.values_mut() {
+            while let Some(&(m, n)) = st.dial_minutes.front()
+                && minute_before(m, day)
+            {
+                st.dial_minutes.pop_front();
+                st.dials -= n;
             }
-            while s.ends.front().is_some_and(|e| e.at <= window) {
-                s.ends.pop_front();
+            while st.ends.front().is_some_and(|e| minute_before(e.minute, window)) {
+                st.ends.pop_front();
             }
         }
     }
 
     /// A dial from `number` at `at` (UTC).
     pub fn record_dial(&mut self, number: &str, at: DateTime<Utc>) {
-        let s = self.numbers.entry(number.to_string()).or_default();
-        let i = s.dials.partition_point(|t| *t <= at);
-        s.dials.insert(i, at);
+        let cap = self.policy.daily_cap.map_or(0, |c| c as usize);
+        let st = self.numbers.entry(number.to_string()).or_default();
+        let m = minute(at);
+        let i = st.dial_minutes.partition_point(|(x, _)| *x < m);
+        match st.dial_minutes.get_mut(i) {
+            Some((x, n)) if *x == m => *n += 1,
+            _ => st.dial_minutes.insert(i, (m, 1)),
+        }
+        st.dials += 1;
+        if cap > 0 {
+            let i = st.last_dials.partition_point(|t| *t <= at);
+            st.last_dials.insert(i, at);
+            while st.last_dials.len() > cap {
+                st.last_dials.pop_front();
+            }
+        }
     }
 
     /// A call from `number` ended at `at` (UTC): answered by a person or a machine or not, and
     /// for answered calls the seconds from answer to end.
     pub fn record_end(&mut self, number: &str, at: DateTime<Utc>, answered: bool, talk_s: f64) {
         let short = answered && talk_s < self.policy.short_call_s;
-        let s = self.numbers.entry(number.to_string()).or_default();
-        let i = s.ends.partition_point(|e| e.at <= at);
-        s.ends.insert(i, Sample { at, answered, short });
+        let st = self.numbers.entry(number.to_string()).or_default();
+        let m = minute(at);
+        let i = st.ends.partition_point(|e| e.minute < m);
+        if st.ends.get(i).is_none_or(|e| e.minute != m) {
+            st.ends.insert(
+                i,
+                EndMinute {
+                    minute: m,
+                    ..EndMinute::default()
+                },
+            );
+        }
+        if let Some(e) = st.ends.get_mut(i) {
+            e.calls += 1;
+            e.answered += u32::from(answered);
+            e.short += u32::from(short);
+        }
     }
 
     /// Rests `number` until `until` (a rest read back from the store after a restart).
@@ -267,32 +312,45 @@ impl PoolHealth {
             .is_some_and(|t| t > now)
     }
 
-    /// Dials from `number` in the 24 hours before `now`.
+    /// Dials from `number` in the 24 hours before `now`, counted by whole minutes: a dial in the
+    /// minute that is leaving the day still counts, so the count is never below the exact one.
     pub fn dials_24h(&self, number: &str, now: DateTime<Utc>) -> u32 {
-        let day = now - TimeDelta::hours(24);
-        self.numbers.get(number).map_or(0, |s| {
-            u32::try_from(s.dials.iter().filter(|t| **t > day && **t <= now).count()).unwrap_or(u32::MAX)
+        let (day, end) = (now - TimeDelta::hours(24), minute(now));
+        self.numbers.get(number).map_or(0, |st| {
+            let old: u32 = st
+                .dial_minutes
+                .iter()
+                .take_while(|(m, _)| minute_before(*m, day))
+                .map(|(_, n)| n)
+                .sum();
+            let ahead: u32 = st
+                .dial_minutes
+                .iter()
+                .rev()
+                .take_while(|(m, _)| *m > end)
+                .map(|(_, n)| n)
+                .sum();
+            st.dials - old - ahead
         })
     }
 
-    /// When `number`, at its cap at `now`, may dial again (UTC); `None` when it is not at its cap.
+    /// When `number`, at its cap at `now`, may dial again (UTC): when the oldest of its last
+    /// `daily_cap` dials leaves the 24 hours. `None` when it is under its cap or has none.
     pub fn cap_frees_at(&self, number: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let cap = self.policy.daily_cap?;
+        let cap = self.policy.daily_cap? as usize;
+        let st = self.numbers.get(number)?;
         let day = now - TimeDelta::hours(24);
-        let s = self.numbers.get(number)?;
-        let inside: Vec<DateTime<Utc>> = s.dials.iter().copied().filter(|t| *t > day && *t <= now).collect();
-        let n = inside.len();
-        let cap = cap as usize;
-        // Frees when enough of the oldest dials leave the 24 hours for one more to fit.
-        (n >= cap).then(|| inside[n - cap] + TimeDelta::hours(24))
+        let inside = st.last_dials.iter().filter(|t| **t > day && **t <= now).count();
+        (inside >= cap)
+            .then(|| st.last_dials.iter().find(|t| **t > day).copied())?
+            .map(|t| t + TimeDelta::hours(24))
     }
 
     fn counts(&self, number: &str) -> (u32, u32, u32) {
-        self.numbers.get(number).map_or((0, 0, 0), |s| {
-            let calls = s.ends.len() as u32;
-            let answered = s.ends.iter().filter(|e| e.answered).count() as u32;
-            let short = s.ends.iter().filter(|e| e.short).count() as u32;
-            (calls, answered, short)
+        self.numbers.get(number).map_or((0, 0, 0), |st| {
+            st.ends
+                .iter()
+                .fold((0, 0, 0), |(c, a, sh), e| (c + e.calls, a + e.answered, sh + e.short))
         })
     }
 

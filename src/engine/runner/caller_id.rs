@@ -97,8 +97,11 @@ impl Runner {
                 Pick::Use { number, reason } => {
                     debug!(campaign = %self.campaign.id, contact = key.contact, attempt = key.attempt,
                         caller_id = %number, reason = ?reason, "Caller ID picked.");
-                    // Counted at the pick, so one batch cannot take a number over its cap.
-                    self.caller.health.record_dial(&number, now);
+                    // Counted at the pick, so one batch cannot take a number over its cap. A
+                    // campaign with one caller ID keeps no health.
+                    if !pool.numbers.is_empty() {
+                        self.caller.health.record_dial(&number, now);
+                    }
                     self.caller.adopt(key.contact, number.clone());
                     claims.push(Claim {
                         key: *key,
@@ -131,6 +134,9 @@ impl Runner {
         let Some(c) = self.caller.calls.remove(&key.contact) else {
             return self.campaign.caller_id.clone();
         };
+        if self.campaign.caller_ids.numbers.is_empty() {
+            return c.number;
+        }
         let talk_s = c
             .answered_at
             .map_or(0.0, |a| (now - a).num_milliseconds().max(0) as f64 / 1000.0);
@@ -178,7 +184,12 @@ impl Runner {
     /// Errors: [`super::super::EngineError::CallerId`] naming the numbers not owned;
     /// [`StoreError`].
     pub(super) async fn prepare_caller_ids(&mut self, now: DateTime<Utc>) -> Result<(), super::super::EngineError> {
-        self.caller.health.set_policy(self.campaign.caller_ids.health.clone());
+        if self.caller.health.policy() != &self.campaign.caller_ids.health {
+            // New rules (a reloaded file): the history is read again under them, since what is
+            // kept of it (the last `daily_cap` dials, the window's minutes) depends on them.
+            self.caller.health = PoolHealth::new(self.campaign.caller_ids.health.clone());
+            self.caller.loaded = false;
+        }
         let pool = &self.campaign.caller_ids;
         if !pool.numbers.is_empty() {
             let numbers: Vec<String> = pool.all().map(str::to_string).collect();
@@ -197,7 +208,7 @@ impl Runner {
                     "Could not check the pool's caller IDs with the trunk; dialing with them unchecked."),
             }
         }
-        if self.caller.loaded {
+        if self.caller.loaded || pool.numbers.is_empty() {
             return Ok(());
         }
         self.load_caller_history(now).await?;
