@@ -230,15 +230,16 @@ impl Runner {
                 .or_else(|| Some(t.to_string()))
         });
         self.phones.insert(key.contact, contact.phone_e164.clone());
+        let from = self
+            .caller
+            .number(key.contact)
+            .unwrap_or(&self.campaign.caller_id)
+            .to_string();
         let req = DialRequest {
             campaign: id.clone(),
             key,
             to: contact.phone_e164.clone(),
-            from: self
-                .caller
-                .number(key.contact)
-                .unwrap_or(&self.campaign.caller_id)
-                .to_string(),
+            from: from.clone(),
             agent_id: self.campaign.agent_id.clone(),
             ring_timeout: self.campaign.dialer.ring_timeout,
             voicemail_message,
@@ -248,7 +249,7 @@ impl Runner {
             Ok(call_id) => {
                 self.backoff = FIRST_BACKOFF;
                 crate::telemetry::dial(&id);
-                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, "Dialing.");
+                info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = %"dialing", call_id = %call_id, caller_id = %from, "Dialing.");
                 self.live_call(key, "dialing", None, None);
                 self.call_ids.insert(key.contact, call_id.clone());
                 Some(call_id)
