@@ -30,6 +30,32 @@ fn list() -> String {
     s
 }
 
+/// Every call record of `campaign`, read from the store.
+fn call_records(db: &std::path::Path, campaign: &str) -> Vec<dialerd::store::Conversation> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = dialerd::store::Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let f = dialerd::store::ConversationFilter {
+                campaign: Some(campaign.into()),
+                limit: dialerd::store::MAX_PAGE,
+                after: after.take(),
+                ..Default::default()
+            };
+            let (page, next) = store.conversations(&f).await.unwrap();
+            out.extend(page);
+            match next {
+                Some(c) => after = Some(c),
+                None => return out,
+            }
+        }
+    })
+}
+
 #[test]
 fn local_presence_sticky_retries_and_a_rested_number_in_status() {
     let tmp = tempfile::tempdir().unwrap();
@@ -82,6 +108,17 @@ fn local_presence_sticky_retries_and_a_rested_number_in_status() {
             r.phone_e164,
             r.caller_id
         );
+    }
+
+    // Each call record presents the number its attempt did.
+    let records = call_records(&db, "p");
+    assert!(records.len() >= 100, "{} call records", records.len());
+    for c in &records {
+        let attempt = rows
+            .iter()
+            .find(|r| r.contact_id == c.contact_id && i64::from(r.attempt) == c.attempt)
+            .unwrap();
+        assert_eq!(Some(&c.from), attempt.caller_id.as_ref(), "{c:?}");
     }
 
     // The number nobody answers is rested, logged once, and shown in status.

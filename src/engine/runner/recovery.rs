@@ -36,6 +36,13 @@ impl Runner {
         };
         let key = open.key;
         let id = self.campaign.id.clone();
+        // The number the call presented, for its call record (attempts from before caller-ID
+        // pools presented the default).
+        let caller = open
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.campaign.caller_id.clone());
+        self.caller.adopt(key.contact, caller);
         match self.trunk.recover(&call).await {
             Recovered::Live { call_id, answered, amd } => {
                 if open.call_id.is_none() {
@@ -45,11 +52,6 @@ impl Runner {
                     "Call still live after restart; followed to its end.");
                 self.call_ids.insert(key.contact, call_id.clone());
                 self.phones.insert(key.contact, open.phone_e164.clone());
-                let caller = open
-                    .caller_id
-                    .clone()
-                    .unwrap_or_else(|| self.campaign.caller_id.clone());
-                self.caller.adopt(key.contact, caller);
                 self.dialer.adopt(key, Call::new(key.attempt, open.started_at));
                 if answered {
                     self.writes.push(CallWrite::Answered(key, now));
@@ -90,12 +92,16 @@ impl Runner {
                 }
             }
             Recovered::NeverPlaced => {
+                self.caller.forget(key.contact);
                 self.dialer.cancel(key);
                 self.store.release_claim(key, now, now).await?;
                 info!(campaign = %id, contact = key.contact, attempt = key.attempt, outcome = "not_placed",
                     "The trunk never created this call; the claim is undone and not counted.");
             }
-            Recovered::Unknown => self.close_unknown(key, now).await?,
+            Recovered::Unknown => {
+                self.caller.forget(key.contact);
+                self.close_unknown(key, now).await?
+            }
         }
         Ok(())
     }
