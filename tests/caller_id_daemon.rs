@@ -74,11 +74,31 @@ fn local_presence_sticky_retries_and_a_rested_number_in_status() {
         "the single caller_id is gone:\n{toml}"
     );
     std::fs::write(dir.join("p.toml"), toml).unwrap();
+    // Preflight says which number each contact's first attempt presents, before any call.
+    let out = run(&["preflight", dir.join("p.toml").to_str().unwrap(), "--csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut planned: BTreeMap<String, String> = BTreeMap::new();
+    for r in csv::Reader::from_reader(out.stdout.as_slice()).records() {
+        let r = r.unwrap();
+        planned.insert(r[1].to_string(), r[7].to_string());
+    }
+    assert_eq!(planned.len(), 160);
+    let count = |n: &str| planned.values().filter(|v| v.as_str() == n).count();
+    // The two Manhattan numbers split the 120 Manhattan contacts evenly.
+    assert_eq!(
+        (count(NYC), count(NYC2), count(MIAMI), count(DEFAULT)),
+        (60, 60, 20, 20)
+    );
+
     let db = tmp.path().join("p.db");
     let mut d = Daemon::start(&dir, &db, true);
     assert!(d.wait_exit(Duration::from_secs(240)).success());
 
     let rows = export(&db, "p");
+    // Where no rest intervenes (every contact outside 212), the daemon presents what preflight said.
+    for r in rows.iter().filter(|r| !r.phone_e164.starts_with("+1212")) {
+        assert_eq!(r.caller_id.as_ref(), planned.get(&r.phone_e164), "{r:?}");
+    }
     assert!(rows.len() >= 160, "{} attempts", rows.len());
     // Every attempt presents a number of the pool, and every retry the contact's first one.
     let mut by_contact: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();

@@ -35,6 +35,9 @@ pub struct ContactVerdict {
     /// When it next may be dialled (UTC): `at` itself when callable, `None` when no instant in the
     /// next [`HORIZON_DAYS`] days allows it.
     pub next_callable: Option<DateTime<Utc>>,
+    /// The caller ID its first attempt would present (local presence over a fresh pool: no
+    /// number rested or capped yet), E.164.
+    pub caller_id: String,
 }
 
 /// The whole preflight.
@@ -115,6 +118,8 @@ pub fn preflight(path: &Path, at: DateTime<Utc>) -> Result<Preflight, PreflightE
     let dnc = dnc_numbers(&campaign)?;
     let cols = &campaign.contacts.columns;
     let rules = &campaign.rules;
+    let pool = &campaign.caller_ids;
+    let mut health = crate::core::PoolHealth::new(pool.health.clone());
     let mut contacts = Vec::new();
     let summary = read_contacts(&campaign.contacts, super::contacts::BATCH_ROWS, |batch| {
         for (i, r) in batch.rows.iter().enumerate() {
@@ -126,6 +131,21 @@ pub fn preflight(path: &Path, at: DateTime<Utc>) -> Result<Preflight, PreflightE
                 ..Candidate::new(i as i64 + 1, 0, ContactStatus::Pending, at, zones.clone())
             };
             let reasons: Vec<RefusalReason> = all_refusals(rules, &c, at).into_iter().map(|(r, _)| r).collect();
+            // As the runner picks: each pick counts as a dial, so the list spreads over equals.
+            let caller_id = match crate::core::caller_id::pick(
+                pool,
+                &health,
+                r.line as i64,
+                &r.phone_e164,
+                &c.jurisdictions,
+                None,
+                at,
+            ) {
+                crate::core::Pick::Use { number, .. } | crate::core::Pick::Wait { number, .. } => number,
+            };
+            if !pool.numbers.is_empty() {
+                health.record_dial(&caller_id, at);
+            }
             contacts.push(ContactVerdict {
                 line: r.line,
                 phone_e164: r.phone_e164.clone(),
@@ -140,6 +160,7 @@ pub fn preflight(path: &Path, at: DateTime<Utc>) -> Result<Preflight, PreflightE
                     next_callable(rules, &c, at)
                 },
                 reasons,
+                caller_id,
             });
         }
         ControlFlow::Continue(())
@@ -214,6 +235,12 @@ impl Preflight {
         for (label, n) in self.histogram() {
             let _ = writeln!(s, "  {label:<34} {n}");
         }
+        if !self.caller_ids().is_empty() {
+            let _ = writeln!(s, "\nfirst-attempt caller IDs (local presence)");
+            for (n, count) in self.caller_ids() {
+                let _ = writeln!(s, "  {n:<16} {count}");
+            }
+        }
         let _ = writeln!(
             s,
             "\nnot callable now (line, number, reasons, next callable, zones, jurisdictions)"
@@ -233,7 +260,21 @@ impl Preflight {
         s
     }
 
-    /// One CSV row per contact: `line,phone,callable,reasons,next_callable,zones,jurisdictions`.
+    /// Contacts by the caller ID of their first attempt, when the campaign has a pool; empty
+    /// for a campaign with one caller ID.
+    pub fn caller_ids(&self) -> BTreeMap<&str, u64> {
+        let mut out = BTreeMap::new();
+        let distinct: std::collections::BTreeSet<&str> = self.contacts.iter().map(|c| c.caller_id.as_str()).collect();
+        if distinct.len() > 1 {
+            for c in &self.contacts {
+                *out.entry(c.caller_id.as_str()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// One CSV row per contact:
+    /// `line,phone,callable,reasons,next_callable,zones,jurisdictions,caller_id`.
     ///
     /// Errors: the CSV writer's.
     pub fn write_csv<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
@@ -246,6 +287,7 @@ impl Preflight {
             "next_callable",
             "zones",
             "jurisdictions",
+            "caller_id",
         ])?;
         for c in &self.contacts {
             w.write_record([
@@ -256,6 +298,7 @@ impl Preflight {
                 c.next_callable.map(|t| t.to_rfc3339()).unwrap_or_default(),
                 c.zones.join("; "),
                 c.jurisdictions.join(" "),
+                c.caller_id.clone(),
             ])?;
         }
         w.flush()?;
