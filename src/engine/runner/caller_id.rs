@@ -82,6 +82,16 @@ impl Runner {
         let mut waits = Vec::new();
         for key in keys {
             let Some(d) = by_id.get(&key.contact) else { continue };
+            if pool.numbers.is_empty() {
+                // One caller ID: nothing to pick, no health to keep.
+                self.caller.adopt(key.contact, pool.default.clone());
+                claims.push(Claim {
+                    key: *key,
+                    phone: d.phone_e164.clone(),
+                    caller_id: Some(pool.default.clone()),
+                });
+                continue;
+            }
             let jurisdictions =
                 contact_signals::jurisdictions(&self.campaign.contacts.columns, &d.phone_e164, &d.fields);
             let pick = caller_id::pick(
@@ -97,11 +107,8 @@ impl Runner {
                 Pick::Use { number, reason } => {
                     debug!(campaign = %self.campaign.id, contact = key.contact, attempt = key.attempt,
                         caller_id = %number, reason = ?reason, "Caller ID picked.");
-                    // Counted at the pick, so one batch cannot take a number over its cap. A
-                    // campaign with one caller ID keeps no health.
-                    if !pool.numbers.is_empty() {
-                        self.caller.health.record_dial(&number, now);
-                    }
+                    // Counted at the pick, so one batch cannot take a number over its cap.
+                    self.caller.health.record_dial(&number, now);
                     self.caller.adopt(key.contact, number.clone());
                     claims.push(Claim {
                         key: *key,
