@@ -1,7 +1,9 @@
 //! The Twilio REST client against Prism serving Twilio's own OpenAPI file (a patched copy in
 //! tests/peers): every request the adapter makes (create in each connect mode, update with
 //! TwiML and with `Status=completed`, fetch, list by `To` and `StartTime>=`) is accepted, and
-//! a create without `From` gets Prism's 422, which the client reports as permanent.
+//! a create without `From` gets Prism's 422, which the client reports as permanent. The
+//! caller-ID lookups (`IncomingPhoneNumbers`, `OutgoingCallerIds`) are checked against the same
+//! Prism in `tests/caller_id_ownership.rs`.
 //! tests/run.sh starts Prism and sets DIALERD_TEST_PRISM_TWILIO; unset, each test says it skipped.
 
 use chrono::Utc;
