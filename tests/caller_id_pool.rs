@@ -137,17 +137,18 @@ fn a_number_answered_far_less_than_the_pool_is_rested_then_resumes_clean() {
     let at = |i: i64| t0() - TimeDelta::minutes(90) + TimeDelta::seconds(i * 10);
     for i in 0..40 {
         // Miami and Tampa: 40% answered. New York: 5% answered (2 of 40), and short.
-        h.record_end(MIAMI, at(i), i % 5 < 2, 60.0);
-        h.record_end(TAMPA, at(i), i % 5 < 2, 60.0);
-        h.record_end(NYC, at(i), i % 20 == 0, 4.0);
+        let answered = |yes: bool, talk_s: i64| yes.then(|| at(i) - TimeDelta::seconds(talk_s));
+        h.record_end(MIAMI, at(i), answered(i % 5 < 2, 60));
+        h.record_end(TAMPA, at(i), answered(i % 5 < 2, 60));
+        h.record_end(NYC, at(i), answered(i % 20 == 0, 4));
     }
     // Under min_calls for New York, nothing happens yet.
     let early = t0() - TimeDelta::minutes(90) + TimeDelta::seconds(15 * 10);
     let mut young = PoolHealth::new(p.health.clone());
     for i in 0..15 {
-        young.record_end(NYC, at(i), false, 0.0);
-        young.record_end(MIAMI, at(i), true, 60.0);
-        young.record_end(TAMPA, at(i), true, 60.0);
+        young.record_end(NYC, at(i), None);
+        young.record_end(MIAMI, at(i), Some(at(i) - TimeDelta::seconds(60)));
+        young.record_end(TAMPA, at(i), Some(at(i) - TimeDelta::seconds(60)));
     }
     assert!(young.review(&p, early).is_empty());
 

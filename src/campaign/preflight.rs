@@ -264,11 +264,11 @@ impl Preflight {
     /// for a campaign with one caller ID.
     pub fn caller_ids(&self) -> BTreeMap<&str, u64> {
         let mut out = BTreeMap::new();
-        let distinct: std::collections::BTreeSet<&str> = self.contacts.iter().map(|c| c.caller_id.as_str()).collect();
-        if distinct.len() > 1 {
-            for c in &self.contacts {
-                *out.entry(c.caller_id.as_str()).or_insert(0) += 1;
-            }
+        for c in &self.contacts {
+            *out.entry(c.caller_id.as_str()).or_insert(0) += 1;
+        }
+        if out.len() < 2 {
+            out.clear();
         }
         out
     }

@@ -276,10 +276,12 @@ impl PoolHealth {
         }
     }
 
-    /// A call from `number` ended at `at` (UTC): answered by a person or a machine or not, and
-    /// for answered calls the seconds from answer to end.
-    pub fn record_end(&mut self, number: &str, at: DateTime<Utc>, answered: bool, talk_s: f64) {
-        let short = answered && talk_s < self.policy.short_call_s;
+    /// A call from `number` ended at `at` (UTC), answered by a person or a machine at
+    /// `answered_at` (UTC) or never; an answered call shorter than `short_call_s` is short.
+    pub fn record_end(&mut self, number: &str, at: DateTime<Utc>, answered_at: Option<DateTime<Utc>>) {
+        let answered = answered_at.is_some();
+        let short = answered_at
+            .is_some_and(|a| ((at - a).num_milliseconds().max(0) as f64 / 1000.0) < self.policy.short_call_s);
         let st = self.numbers.entry(number.to_string()).or_default();
         let m = minute(at);
         let i = st.ends.partition_point(|e| e.minute < m);
@@ -340,10 +342,9 @@ impl PoolHealth {
         let cap = self.policy.daily_cap? as usize;
         let st = self.numbers.get(number)?;
         let day = now - TimeDelta::hours(24);
-        let inside = st.last_dials.iter().filter(|t| **t > day && **t <= now).count();
-        (inside >= cap)
-            .then(|| st.last_dials.iter().find(|t| **t > day).copied())?
-            .map(|t| t + TimeDelta::hours(24))
+        let mut inside = st.last_dials.iter().filter(|t| **t > day && **t <= now);
+        let oldest = *inside.next()?;
+        (1 + inside.count() >= cap).then(|| oldest + TimeDelta::hours(24))
     }
 
     fn counts(&self, number: &str) -> (u32, u32, u32) {
@@ -459,7 +460,12 @@ pub fn pick(
         matching
             .into_iter()
             .min_by_key(|n| {
-                let tie = spread(contact) ^ spread(n.e164.bytes().fold(0i64, |h, b| h.wrapping_mul(31) + i64::from(b)));
+                let tie = spread(contact)
+                    ^ spread(
+                        n.e164
+                            .bytes()
+                            .fold(0i64, |h, b| h.wrapping_mul(31).wrapping_add(i64::from(b))),
+                    );
                 (health.dials_24h(&n.e164, now), tie)
             })
             .map(|n| n.e164.clone())

@@ -136,7 +136,7 @@ impl Runner {
     }
 
     /// The caller ID `key`'s call presents, taken out of the calls in flight, with its end fed
-    /// to the pool's health (answered or not, and its talk seconds).
+    /// to the pool's health (answered or not, and when).
     pub(super) fn caller_ended(&mut self, key: AttemptKey, now: DateTime<Utc>) -> String {
         let Some(c) = self.caller.calls.remove(&key.contact) else {
             return self.campaign.caller_id.clone();
@@ -144,12 +144,7 @@ impl Runner {
         if self.campaign.caller_ids.numbers.is_empty() {
             return c.number;
         }
-        let talk_s = c
-            .answered_at
-            .map_or(0.0, |a| (now - a).num_milliseconds().max(0) as f64 / 1000.0);
-        self.caller
-            .health
-            .record_end(&c.number, now, c.answered_at.is_some(), talk_s);
+        self.caller.health.record_end(&c.number, now, c.answered_at);
         c.number
     }
 
@@ -229,12 +224,7 @@ impl Runner {
         for s in &history {
             self.caller.health.record_dial(&s.number, s.started_at);
             if let Some(end) = s.ended_at {
-                let talk_s = s
-                    .answered_at
-                    .map_or(0.0, |a| (end - a).num_milliseconds().max(0) as f64 / 1000.0);
-                self.caller
-                    .health
-                    .record_end(&s.number, end, s.answered_at.is_some(), talk_s);
+                self.caller.health.record_end(&s.number, end, s.answered_at);
             }
         }
         if let Some((stats, _)) = self.store.caller_id_health(&self.campaign.id).await? {
