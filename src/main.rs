@@ -442,11 +442,22 @@ fn run_cli() -> Result<ExitCode> {
         }
         Command::Status { database, json } => rt.block_on(async {
             let store = Store::open(&database.unwrap_or(settings.database_url)).await?;
-            let status = store.campaign_status(None, 5, chrono::Utc::now()).await?;
+            let now = chrono::Utc::now();
+            let status = store.campaign_status(None, 5, now).await?;
+            let leases = store.leases().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                // Each campaign's lease (owner, fencing token, expiry) beside its status.
+                let mut value = serde_json::to_value(&status)?;
+                if let Some(items) = value.as_array_mut() {
+                    for item in items {
+                        let id = item["id"].as_str().unwrap_or_default().to_string();
+                        item["lease"] = serde_json::to_value(leases.iter().find(|l| l.campaign == id))?;
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", dialerd::store::status_text(&status));
+                print!("{}", dialerd::store::leases::nodes_text(&store.nodes().await?, &leases, now));
             }
             Ok(ExitCode::SUCCESS)
         }),

@@ -72,6 +72,30 @@ pub struct Settings {
     /// `[livekit]`: the LiveKit project (`DIALERD__LIVEKIT__URL`, `..__API_KEY`, `..__API_SECRET`).
     #[serde(default)]
     pub livekit: LivekitSettings,
+    /// This node's id among the nodes sharing one database (`DIALERD__NODE_ID`); stable across
+    /// restarts, so a node that restarts takes its own campaigns back at once. Unset: the host name.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// How long a campaign lease lasts unless renewed (`DIALERD__LEASE_TTL`, default 15 s; it is
+    /// renewed every third of it): a node that dies holding a lease is replaced after at most this.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl Settings {
+    /// This node's id: `node_id`, or the host name (`localhost` if it cannot be read).
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .clone()
+            .filter(|id| !id.trim().is_empty())
+            .unwrap_or_else(host_name)
+    }
+}
+
+/// This machine's host name, lossily decoded; `localhost` when it is empty.
+pub fn host_name() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    if name.is_empty() { "localhost".to_string() } else { name }
 }
 
 /// A secret string (token, password, key): read like a string, printed as `***` by Debug.
@@ -244,6 +268,7 @@ impl Settings {
             .set_default("campaigns_dir", "campaigns")?
             .set_default("shutdown_grace", "30s")?
             .set_default("poll_interval", "2s")?
+            .set_default("lease_ttl", "15s")?
             .set_default("listen", "127.0.0.1:8686")?;
         let builder = match file {
             Some(f) => builder.add_source(config::File::from(f).required(true)),

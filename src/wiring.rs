@@ -32,6 +32,7 @@ impl RunFlags {
             until_idle: self.until_idle,
             shutdown_grace: settings.shutdown_grace,
             poll_interval: settings.poll_interval,
+            node: dialerd::engine::leases::NodeOptions::new(settings.node_id(), settings.lease_ttl),
         }
     }
 }

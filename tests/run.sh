@@ -25,6 +25,27 @@ wait_port() {
     return 1
 }
 
+# PostgreSQL for the store tests that run on both engines and the multi-node tests: the local
+# server (127.0.0.1:5432, trust auth, database `test`) unless DIALERD_TEST_DATABASE_URL is set.
+# Started with pg_ctlcluster when installed but down; each test makes its own `dialerd_t_*`
+# database, and those of earlier runs are dropped here.
+if [ -z "${DIALERD_TEST_DATABASE_URL:-}" ]; then
+    if ! wait_port 5432 1 && command -v pg_ctlcluster >/dev/null 2>&1; then
+        for c in $(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}'); do pg_ctlcluster "${c%/*}" "${c#*/}" start 2>/dev/null || true; done
+        wait_port 5432 100 || true
+    fi
+    if wait_port 5432 1; then
+        export DIALERD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
+    else
+        echo "tests/run.sh: no PostgreSQL on 127.0.0.1:5432; the PostgreSQL tests will say they skipped" >&2
+    fi
+fi
+if [ -n "${DIALERD_TEST_DATABASE_URL:-}" ] && command -v psql >/dev/null 2>&1; then
+    for db in $(psql "$DIALERD_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'dialerd_t_%'" 2>/dev/null); do
+        psql "$DIALERD_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+    done
+fi
+
 # systemd-analyze (Debian's `systemd` package) scores the unit file in tests/systemd_unit.rs.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null) \

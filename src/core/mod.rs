@@ -12,6 +12,7 @@ pub mod due;
 pub mod estimate;
 pub mod jurisdiction;
 pub mod jurisdiction_map;
+pub mod lease;
 pub mod pacing;
 pub mod policy;
 pub mod types;
@@ -29,6 +30,7 @@ pub use due::{
 };
 pub use estimate::{Estimates, OutcomeProbs, Priors};
 pub use jurisdiction::{JurisdictionCode, StateRule, StateRules};
+pub use lease::{LeasePlan, LeaseView, fair_share};
 pub use pacing::{Pacer, PacingConfig, PacingInput, PacingMode, SlotCounts};
 pub use policy::{CallbackPolicy, NextStep, Policy, RetryPolicy, VoicemailAction};
 pub use types::{AnswerKind, AttemptKey, ContactId, ContactStatus, Disposition, EndReason, Outcome, RefusalReason};

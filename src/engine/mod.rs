@@ -3,6 +3,7 @@
 
 pub mod agent_hub;
 mod hopper;
+pub mod leases;
 pub mod live;
 mod runner;
 pub mod service;
@@ -82,6 +83,8 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// Folder rescan interval (the fallback when notifications are missed).
     pub poll_interval: Duration,
+    /// This node among the nodes sharing the database, and its leases' time-to-live.
+    pub node: leases::NodeOptions,
 }
 
 struct Running {
@@ -185,6 +188,7 @@ pub struct Daemon {
     beats: service::Heartbeats,
     requests: Option<mpsc::Receiver<Request>>,
     live: live::LiveEvents,
+    leases: leases::Leases,
 }
 
 impl Daemon {
@@ -203,6 +207,7 @@ impl Daemon {
             beats: service::Heartbeats::new(),
             requests: None,
             live: live::LiveEvents::new(),
+            leases: leases::Leases::default(),
         }
     }
 
@@ -271,6 +276,7 @@ impl Daemon {
             .map(|w| service::spawn_watchdog(self.beats.clone(), w));
         let beat_every = self.beat_every();
         self.rescan().await.map_err(|e| folder_err(e.to_string()))?;
+        self.lease_tick().await;
         self.publish_status().await;
         self.beats.set_loaded();
         self.notifier.ready();
@@ -285,6 +291,8 @@ impl Daemon {
         let mut poll = tokio::time::interval(self.opts.poll_interval);
         let mut check_idle = tokio::time::interval(Duration::from_millis(200));
         let mut status = tokio::time::interval(beat_every.min(Duration::from_secs(2)));
+        let mut lease_timer = tokio::time::interval(self.opts.node.tick());
+        lease_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             daemon_beat.beat();
             tokio::select! {
@@ -319,6 +327,7 @@ impl Daemon {
                     Request::Control { campaign, record } => self.send_control(&campaign, record).await,
                 },
                 _ = poll.tick() => self.rescan_logged().await,
+                _ = lease_timer.tick() => self.lease_tick().await,
                 _ = status.tick() => self.publish_status().await,
                 _ = check_idle.tick(), if self.opts.until_idle => {
                     if self.is_idle() {
@@ -333,6 +342,7 @@ impl Daemon {
         // The runners keep beating while their calls end; the daemon loop is done.
         daemon_beat.exempt();
         self.stop_all().await;
+        self.release_all_leases().await;
         if let Some(pool) = pool {
             if !interrupted {
                 let bound = self
@@ -415,7 +425,8 @@ impl Daemon {
     }
 
     fn is_idle(&self) -> bool {
-        self.running.values().all(|r| {
+        self.leases.waiting.is_empty()
+            && self.running.values().all(|r| {
             let s = *r.status.borrow();
             s.idle || s.exited
         })
@@ -437,6 +448,9 @@ impl Daemon {
         if let Err(e) = self.rescan().await {
             error!(dir = %self.opts.campaigns_dir.display(), error = %e, "Cannot read the campaign folder.");
         }
+        if !self.leases.waiting.is_empty() {
+            self.lease_tick().await;
+        }
     }
 
     /// Starts new campaigns, reloads changed ones, pauses removed or broken ones.
@@ -455,13 +469,14 @@ impl Daemon {
             }
         }
         self.refused.retain(|id, _| files.contains_key(id));
+        self.leases.waiting.retain(|id, _| files.contains_key(id));
         self.poll_controls().await;
         for (id, (path, fp)) in files {
             let contacts_changed = self
                 .running
                 .get(&id)
                 .is_some_and(|r| watch::meta_fingerprint(&r.contacts.0) != r.contacts.1);
-            let known = self.running.get(&id).map(|r| &r.fingerprint).or(self.refused.get(&id));
+            let known = self.knows(&id).or(self.refused.get(&id));
             if known == Some(&fp) && !contacts_changed {
                 continue;
             }
@@ -471,6 +486,7 @@ impl Daemon {
                         error!(campaign = %id, file = %path.display(), line = e.line, key = e.key.as_deref(), error = %e.reason, "Campaign file refused.");
                     }
                     self.refused.insert(id.clone(), fp);
+                    self.leases.waiting.remove(&id);
                     if let Some(r) = self.running.get_mut(&id) {
                         r.fingerprint = Fingerprint::Missing;
                         let _ = r.control.send(Control::Pause).await;
@@ -487,7 +503,8 @@ impl Daemon {
                         r.contacts = contacts;
                         let _ = r.control.send(Control::Reload(Box::new(campaign))).await;
                     } else {
-                        self.start(campaign, fp, contacts);
+                        // Started once this node holds the campaign's lease (the next lease tick).
+                        self.leases.wait(campaign, fp, contacts);
                     }
                 }
             }
@@ -495,7 +512,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn start(&mut self, campaign: Campaign, fingerprint: Fingerprint, contacts: (PathBuf, Fingerprint)) {
+    fn start(
+        &mut self,
+        campaign: Campaign,
+        fingerprint: Fingerprint,
+        contacts: (PathBuf, Fingerprint),
+        lease: Option<leases::LeaseClock>,
+    ) {
         let id = campaign.id.clone();
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let trunk = match build_trunk(&campaign, self.twilio.as_ref(), self.livekit.as_ref(), ev_tx.clone()) {
@@ -520,7 +543,8 @@ impl Daemon {
         )
         .with_agents(Arc::clone(&self.agents))
         .with_live(self.live.clone())
-        .with_heartbeat(self.beats.register(&format!("campaign {id}")), self.beat_every());
+        .with_heartbeat(self.beats.register(&format!("campaign {id}")), self.beat_every())
+        .with_lease(lease);
         let join = tokio::spawn(runner.run());
         self.running.insert(
             id,

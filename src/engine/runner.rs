@@ -99,6 +99,8 @@ pub(crate) struct Runner {
     live: Option<super::live::LiveEvents>,
     /// The pool's health and each call's caller ID.
     caller: caller_id::CallerIds,
+    /// The local deadline of the campaign's lease: no claim and no dial after it.
+    lease: Option<super::leases::LeaseClock>,
 }
 
 mod agent;
@@ -152,7 +154,19 @@ impl Runner {
             beat_every: MAX_SLEEP,
             last_slots: None,
             live: None,
+            lease: None,
         }
+    }
+
+    /// Places no call once `lease`'s local deadline passes without a renewal (`None`: no lease).
+    pub(crate) fn with_lease(mut self, lease: Option<super::leases::LeaseClock>) -> Runner {
+        self.lease = lease;
+        self
+    }
+
+    /// Whether this node may still claim and dial for the campaign, by its own clock.
+    fn lease_valid(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.valid())
     }
 
     /// Sends call transitions, state changes and pacing snapshots to `live`.

@@ -38,45 +38,28 @@ pub enum CallWrite {
     },
 }
 
+impl CallWrite {
+    /// The attempt this write is about, if it names one (jobs do not).
+    pub fn key(&self) -> Option<AttemptKey> {
+        match self {
+            CallWrite::Answered(key, _) | CallWrite::Close { key, .. } | CallWrite::Speech { key, .. } => Some(*key),
+            CallWrite::Jobs(..) => None,
+        }
+    }
+}
+
 impl Store {
     /// Applies `writes` in order in one transaction. Returns, for each write, whether it wrote a
-    /// call record (always `false` for answers and jobs). Nothing is written when it fails.
+    /// call record (always `false` for answers and jobs). Nothing is written when it fails. A
+    /// runner's batch is of one campaign; with a fence set for it, the batch is conditional on
+    /// the fence like a claim.
     ///
-    /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`].
+    /// Errors: [`StoreError::LeaseLost`], [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn apply_call_writes(&self, writes: &[CallWrite]) -> Result<Vec<bool>, StoreError> {
-        let mut out = Vec::with_capacity(writes.len());
         if writes.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let mut tx = self.pool().begin().await?;
-        for w in writes {
-            out.push(match w {
-                CallWrite::Answered(key, at) => {
-                    super::attempts::answered_in(&mut tx, *key, *at).await?;
-                    false
-                }
-                CallWrite::Close {
-                    key,
-                    outcome,
-                    step,
-                    ended_at,
-                    post,
-                } => super::attempts::close_in(&mut tx, *key, *outcome, *step, *ended_at, post.as_deref()).await?,
-                CallWrite::Jobs(jobs, at) => {
-                    super::outbox::insert_jobs(&mut tx, jobs, *at).await?;
-                    false
-                }
-                CallWrite::Speech {
-                    key,
-                    latency_ms,
-                    silence_abandoned,
-                } => {
-                    super::pacing::speech_in(&mut tx, *key, *latency_ms, *silence_abandoned).await?;
-                    false
-                }
-            });
-        }
-        tx.commit().await?;
-        Ok(out)
+        let fences = self.fences_snapshot();
+        on_engine!(self, apply_call_writes(writes, &fences))
     }
 }

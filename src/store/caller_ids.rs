@@ -2,10 +2,9 @@
 //! attempt's presented caller ID is on its row), and the runner's latest per-number figures,
 //! which `dialerd status` shows and the next start reads its rests back from.
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError};
 use crate::core::caller_id::NumberStats;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// One attempt of the health history.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,24 +29,7 @@ impl Store {
         campaign: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<CallerIdSample>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT caller_id, started_at, answered_at, ended_at FROM attempts
-             WHERE campaign_id = ? AND started_at >= ? AND caller_id IS NOT NULL ORDER BY started_at",
-        )
-        .bind(campaign)
-        .bind(to_ms(since))
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CallerIdSample {
-                    number: r.try_get("caller_id")?,
-                    started_at: from_ms(r.try_get("started_at")?),
-                    answered_at: r.try_get::<Option<i64>, _>("answered_at")?.map(from_ms),
-                    ended_at: r.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
-                })
-            })
-            .collect()
+        on_engine!(self, caller_id_history(campaign, since))
     }
 
     /// Replaces `campaign`'s published per-number figures.
@@ -60,16 +42,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(numbers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO caller_id_health (campaign_id, numbers, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (campaign_id) DO UPDATE SET numbers = excluded.numbers, updated_at = excluded.updated_at",
-        )
-        .bind(campaign)
-        .bind(json)
-        .bind(to_ms(now))
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        on_engine!(self, record_caller_id_health(campaign, &json, now))
     }
 
     /// `campaign`'s last published per-number figures and when they were published (UTC);
@@ -80,14 +53,11 @@ impl Store {
         &self,
         campaign: &str,
     ) -> Result<Option<(Vec<NumberStats>, DateTime<Utc>)>, StoreError> {
-        let row = sqlx::query("SELECT numbers, updated_at FROM caller_id_health WHERE campaign_id = ?")
-            .bind(campaign)
-            .fetch_optional(self.reader())
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let json: String = r.try_get("numbers")?;
+        let Some((json, updated_at)) = on_engine!(self, caller_id_health(campaign))? else {
+            return Ok(None);
+        };
         let numbers: Vec<NumberStats> =
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("caller_id_health: {e}")))?;
-        Ok(Some((numbers, from_ms(r.try_get("updated_at")?))))
+        Ok(Some((numbers, updated_at)))
     }
 }

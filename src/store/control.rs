@@ -3,10 +3,9 @@
 //! never undoes a pause, and every claim is conditional on it (`CLAIM_SQL`), so no attempt is
 //! claimed once a pause or a cancel has committed, from this process or another.
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError, from_ms};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 /// What the operator asked of a campaign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -81,69 +80,32 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<ControlRecord, ControlError> {
-        let mut tx = self.pool().begin().await.map_err(StoreError::from)?;
-        // The UPDATE comes first so the transaction holds the write lock before it reads.
-        let changed = sqlx::query(
-            "UPDATE campaigns SET control = ?, control_by = ?, control_at = ?
-             WHERE id = ? AND control != ? AND control != 'cancelled'",
-        )
-        .bind(to.as_str())
-        .bind(by)
-        .bind(to_ms(now))
-        .bind(campaign)
-        .bind(to.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected();
-        let row = sqlx::query("SELECT control, control_by, control_at FROM campaigns WHERE id = ?")
-            .bind(campaign)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from)?
-            .ok_or_else(|| ControlError::UnknownCampaign(campaign.to_string()))?;
-        let record = control_record(&row)?;
-        tx.commit().await.map_err(StoreError::from)?;
-        if changed == 0 && record.control == CampaignControl::Cancelled && to != CampaignControl::Cancelled {
-            return Err(ControlError::Cancelled(campaign.to_string()));
-        }
-        Ok(record)
+        on_engine!(self, set_campaign_control(campaign, to, by, now))
     }
 
     /// `campaign`'s control; `None` for a campaign never run.
     ///
     /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn campaign_control(&self, campaign: &str) -> Result<Option<ControlRecord>, StoreError> {
-        let row = sqlx::query("SELECT control, control_by, control_at FROM campaigns WHERE id = ?")
-            .bind(campaign)
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(control_record).transpose()
+        on_engine!(self, campaign_control(campaign))
     }
 
-    /// Every campaign's control, by id (one read, for the daemon's rescan).
+    /// Every campaign's control, by id (one read, for the daemon's rescan), in no set order.
     ///
     /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn campaign_controls(&self) -> Result<Vec<(String, CampaignControl)>, StoreError> {
-        let rows = sqlx::query("SELECT id, control FROM campaigns")
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>(0)?,
-                    CampaignControl::parse(&r.try_get::<String, _>(1)?)?,
-                ))
-            })
-            .collect()
+        on_engine!(self, campaign_controls())
     }
 }
 
-fn control_record(row: &sqlx::sqlite::SqliteRow) -> Result<ControlRecord, StoreError> {
+/// A control record from its stored columns (`control`, `control_by`, `control_at` in ms).
+///
+/// Errors: [`StoreError::Corrupt`] for an unknown control.
+pub(super) fn control_record(control: &str, by: Option<String>, at: Option<i64>) -> Result<ControlRecord, StoreError> {
     Ok(ControlRecord {
-        control: CampaignControl::parse(&row.try_get::<String, _>(0)?)?,
-        by: row.try_get(1)?,
-        at: row.try_get::<Option<i64>, _>(2)?.map(from_ms),
+        control: CampaignControl::parse(control)?,
+        by,
+        at: at.map(from_ms),
     })
 }
 

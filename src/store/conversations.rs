@@ -4,13 +4,11 @@
 //! (`call_records_ended`, `call_records_campaign` or the `(contact_id, attempt)` key) and stops
 //! at its `LIMIT`.
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError, to_ms};
 use crate::call::{Message, ToolEvent};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// The largest page `GET /v1/conversations` returns.
 pub const MAX_PAGE: u32 = 500;
@@ -101,32 +99,30 @@ pub struct Conversation {
     pub analysis: Option<serde_json::Value>,
 }
 
-const SELECT: &str =
-    "SELECT r.call_id, r.trunk_call_id, r.campaign_id, r.contact_id, r.attempt, r.agent_id, r.caller_number,
-        r.callee_number, r.dialed_at, r.answered_at, r.first_agent_speech_at, r.ended_at, r.outcome,
-        r.disposition, json_array_length(r.transcript) AS turn_count, a.recording_url";
+/// The cursor of the page after `page`, a page of `limit` rows asked for: its last row when the
+/// page is full (there may be more), `None` otherwise.
+pub(super) fn next_cursor(page: &[Conversation], limit: u32) -> Option<Cursor> {
+    (page.len() == limit as usize)
+        .then(|| page.last())
+        .flatten()
+        .map(|c| Cursor {
+            ended_ms: to_ms(c.ended_at),
+            call_id: c.id.clone(),
+        })
+}
 
-fn conversation(r: &SqliteRow, analysis: Option<serde_json::Value>) -> Result<Conversation, StoreError> {
-    let opt = |v: Option<i64>| v.map(from_ms);
-    Ok(Conversation {
-        id: r.try_get("call_id")?,
-        trunk_call_id: r.try_get("trunk_call_id")?,
-        campaign: r.try_get("campaign_id")?,
-        contact_id: r.try_get("contact_id")?,
-        attempt: r.try_get("attempt")?,
-        agent_id: r.try_get("agent_id")?,
-        from: r.try_get("caller_number")?,
-        to: r.try_get("callee_number")?,
-        dialed_at: from_ms(r.try_get("dialed_at")?),
-        answered_at: opt(r.try_get("answered_at")?),
-        first_agent_speech_at: opt(r.try_get("first_agent_speech_at")?),
-        ended_at: from_ms(r.try_get("ended_at")?),
-        outcome: r.try_get("outcome")?,
-        disposition: r.try_get("disposition")?,
-        turn_count: r.try_get::<Option<i64>, _>("turn_count")?.unwrap_or(0),
-        recording_url: r.try_get("recording_url")?,
-        analysis,
-    })
+/// The stored analysis (JSON text) decoded. Errors: [`StoreError::Corrupt`].
+pub(super) fn decode_analysis(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("analysis", e)))
+        .transpose()
+}
+
+/// The stored transcript and tool events (JSON arrays as text) decoded.
+/// Errors: [`StoreError::Corrupt`].
+pub(super) fn decode_transcript(transcript: &str, tools: &str) -> Result<(Vec<Message>, Vec<ToolEvent>), StoreError> {
+    let messages = serde_json::from_str(transcript).map_err(|e| corrupt("transcript", e))?;
+    let tools = serde_json::from_str(tools).map_err(|e| corrupt("tool_events", e))?;
+    Ok((messages, tools))
 }
 
 fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
@@ -134,81 +130,23 @@ fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
 }
 
 impl Store {
-    /// A page of conversations matching `f`, newest end first (ties by call id, descending),
-    /// and the cursor of the next page when there may be one. Analyses are not loaded.
+    /// A page of conversations matching `f`, newest end first (ties by call id, descending, in
+    /// byte order), and the cursor of the next page when there may be one (the page is full).
+    /// `f.limit` is clamped to 1..=[`MAX_PAGE`]. Analyses are not loaded.
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn conversations(
         &self,
         f: &ConversationFilter,
     ) -> Result<(Vec<Conversation>, Option<Cursor>), StoreError> {
-        let limit = f.limit.clamp(1, MAX_PAGE);
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SELECT);
-        q.push(" FROM call_records r LEFT JOIN attempts a ON a.contact_id = r.contact_id AND a.attempt = r.attempt WHERE 1 = 1");
-        if let Some(c) = &f.campaign {
-            q.push(" AND r.campaign_id = ").push_bind(c.clone());
-        }
-        if let Some(c) = f.contact {
-            q.push(" AND r.contact_id = ").push_bind(c);
-        }
-        if let Some(o) = &f.outcome {
-            q.push(" AND r.outcome = ").push_bind(o.clone());
-        }
-        if let Some(d) = &f.disposition {
-            q.push(" AND r.disposition = ").push_bind(d.clone());
-        }
-        if let Some(t) = f.ended_after {
-            q.push(" AND r.ended_at >= ").push_bind(to_ms(t));
-        }
-        if let Some(t) = f.ended_before {
-            q.push(" AND r.ended_at < ").push_bind(to_ms(t));
-        }
-        if let Some(c) = &f.after {
-            q.push(" AND (r.ended_at < ")
-                .push_bind(c.ended_ms)
-                .push(" OR (r.ended_at = ")
-                .push_bind(c.ended_ms)
-                .push(" AND r.call_id < ")
-                .push_bind(c.call_id.clone())
-                .push("))");
-        }
-        q.push(" ORDER BY r.ended_at DESC, r.call_id DESC LIMIT ")
-            .push_bind(i64::from(limit));
-        let rows = q.build().fetch_all(self.reader()).await?;
-        let page = rows
-            .iter()
-            .map(|r| conversation(r, None))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = (page.len() == limit as usize)
-            .then(|| page.last())
-            .flatten()
-            .map(|c| Cursor {
-                ended_ms: to_ms(c.ended_at),
-                call_id: c.id.clone(),
-            });
-        Ok((page, next))
+        on_engine!(self, conversations(f))
     }
 
     /// The conversation `id` with its analysis, if there is such a call record.
     ///
     /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for an undecodable analysis.
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        let sql = format!(
-            "{SELECT}, r.analysis FROM call_records r
-             LEFT JOIN attempts a ON a.contact_id = r.contact_id AND a.attempt = r.attempt WHERE r.call_id = ?"
-        );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let analysis = r
-            .try_get::<Option<String>, _>("analysis")?
-            .map(|s| serde_json::from_str(&s).map_err(|e| corrupt("analysis", e)))
-            .transpose()?;
-        conversation(&r, analysis).map(Some)
+        on_engine!(self, conversation(id))
     }
 
     /// The transcript and tool calls of conversation `id`, in the order they happened.
@@ -218,16 +156,7 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(Vec<Message>, Vec<ToolEvent>)>, StoreError> {
-        let row = sqlx::query("SELECT transcript, tool_events FROM call_records WHERE call_id = ?")
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let messages =
-            serde_json::from_str(&r.try_get::<String, _>("transcript")?).map_err(|e| corrupt("transcript", e))?;
-        let tools =
-            serde_json::from_str(&r.try_get::<String, _>("tool_events")?).map_err(|e| corrupt("tool_events", e))?;
-        Ok(Some((messages, tools)))
+        on_engine!(self, conversation_transcript(id))
     }
 
     /// Stores the recording the trunk made of its call `trunk_call_id`; false when no attempt
@@ -235,12 +164,7 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn set_recording_url(&self, trunk_call_id: &str, url: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE attempts SET recording_url = ? WHERE call_id = ?")
-            .bind(url)
-            .bind(trunk_call_id)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() > 0)
+        on_engine!(self, set_recording_url(trunk_call_id, url))
     }
 }
 

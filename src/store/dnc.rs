@@ -3,19 +3,18 @@
 //! imports run in one transaction and are skipped when the file's SHA-256 is unchanged, and
 //! [`Store::dnc_blocked`] answers "which of these numbers may not be dialled" in a few queries.
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// The stored scope of the global list.
-const GLOBAL: &str = "global";
-/// Numbers per `IN (...)` lookup in [`Store::dnc_blocked`].
-const LOOKUP_CHUNK: usize = 500;
+pub(super) const GLOBAL: &str = "global";
+/// Numbers per lookup query in [`Store::dnc_blocked`].
+pub(super) const LOOKUP_CHUNK: usize = 500;
 /// Rows per multi-row INSERT in [`DncImport::add`] (5 bound values each).
-const ROWS_PER_STATEMENT: usize = 1000;
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Which list an entry is on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,11 +111,11 @@ pub struct DncFileRecord {
 /// last. Adding is idempotent, so an import cut short leaves only numbers that are listed anyway
 /// (the safe direction) and the unrecorded file is imported again in full next time.
 pub struct DncImport {
-    pool: SqlitePool,
+    store: Store,
     scope: DncScope,
     file: String,
     source: String,
-    at: i64,
+    at: DateTime<Utc>,
     added: u64,
 }
 
@@ -136,21 +135,8 @@ impl DncImport {
     ///
     /// Errors: [`StoreError::Query`]; the batch is rolled back, earlier batches stay listed.
     pub async fn add(&mut self, rows: &[DncRow]) -> Result<u64, StoreError> {
-        let mut added = 0;
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO dnc (scope, phone_e164, source, reason, added_at) ");
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(self.scope.as_str().to_string())
-                    .push_bind(r.phone_e164.clone())
-                    .push_bind(self.source.clone())
-                    .push_bind(r.reason.clone())
-                    .push_bind(self.at);
-            });
-            qb.push(" ON CONFLICT (scope, phone_e164) DO NOTHING");
-            added += qb.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
+        let store = &self.store;
+        let added: u64 = on_engine!(store, dnc_import_add(&self.scope, &self.source, self.at, rows))?;
         self.added += added;
         Ok(added)
     }
@@ -164,22 +150,11 @@ impl DncImport {
             added: self.added,
             ..stats
         };
-        sqlx::query(
-            "INSERT INTO dnc_imports (scope, file, file_sha256, rows, accepted, rejected, added, imported_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, file) DO UPDATE SET \
-             file_sha256 = excluded.file_sha256, rows = excluded.rows, accepted = excluded.accepted, \
-             rejected = excluded.rejected, added = excluded.added, imported_at = excluded.imported_at",
-        )
-        .bind(self.scope.as_str())
-        .bind(&self.file)
-        .bind(file_sha256)
-        .bind(db_int(stats.rows))
-        .bind(db_int(stats.accepted))
-        .bind(db_int(stats.rejected))
-        .bind(db_int(stats.added))
-        .bind(self.at)
-        .execute(&self.pool)
-        .await?;
+        let store = &self.store;
+        on_engine!(
+            store,
+            dnc_import_commit(&self.scope, &self.file, file_sha256, stats, self.at)
+        )?;
         Ok(stats)
     }
 }
@@ -197,18 +172,7 @@ impl Store {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO dnc (scope, phone_e164, source, reason, added_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (scope, phone_e164) DO NOTHING",
-        )
-        .bind(scope.as_str())
-        .bind(phone_e164)
-        .bind(source)
-        .bind(reason)
-        .bind(to_ms(at))
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() > 0)
+        on_engine!(self, dnc_add(scope, phone_e164, source, reason, at))
     }
 
     /// Takes `phone_e164` off the `scope` list (only that list). Returns true when it was on it.
@@ -216,52 +180,22 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn dnc_remove(&self, scope: &DncScope, phone_e164: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM dnc WHERE scope = ? AND phone_e164 = ?")
-            .bind(scope.as_str())
-            .bind(phone_e164)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() > 0)
+        on_engine!(self, dnc_remove(scope, phone_e164))
     }
 
     /// Up to `limit` entries, newest first: those of `scope`, or of every list when `None`.
+    /// Entries listed in the same millisecond come by scope, then number (byte order).
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn dnc_list(&self, scope: Option<&DncScope>, limit: u32) -> Result<Vec<DncEntry>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT scope, phone_e164, source, reason, added_at FROM dnc");
-        if let Some(s) = scope {
-            qb.push(" WHERE scope = ").push_bind(s.as_str().to_string());
-        }
-        qb.push(" ORDER BY added_at DESC, scope, phone_e164 LIMIT ")
-            .push_bind(i64::from(limit));
-        let rows = qb.build().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                let scope: String = r.try_get("scope")?;
-                Ok(DncEntry {
-                    scope: DncScope::from_stored(&scope),
-                    phone_e164: r.try_get("phone_e164")?,
-                    source: r.try_get("source")?,
-                    reason: r.try_get("reason")?,
-                    added_at: from_ms(r.try_get("added_at")?),
-                })
-            })
-            .collect()
+        on_engine!(self, dnc_list(scope, limit))
     }
 
     /// Number of entries on each list that has any.
     ///
     /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for a negative count.
     pub async fn dnc_counts(&self) -> Result<BTreeMap<DncScope, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT scope, COUNT(*) FROM dnc GROUP BY scope")
-            .fetch_all(self.pool())
-            .await?;
-        rows.into_iter()
-            .map(|(scope, n)| {
-                let n = u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative DNC count {n}")))?;
-                Ok((DncScope::from_stored(&scope), n))
-            })
-            .collect()
+        on_engine!(self, dnc_counts())
     }
 
     /// Which of `phones` (E.164) are on the global list or on `campaign_id`'s list. Other
@@ -270,43 +204,14 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn dnc_blocked(&self, campaign_id: &str, phones: &[String]) -> Result<HashSet<String>, StoreError> {
-        let mut blocked = HashSet::new();
-        for chunk in phones.chunks(LOOKUP_CHUNK) {
-            let mut qb = dnc_blocked_query(campaign_id, chunk);
-            for r in qb.build().fetch_all(self.reader()).await? {
-                blocked.insert(r.try_get("phone_e164")?);
-            }
-        }
-        Ok(blocked)
+        on_engine!(self, dnc_blocked(campaign_id, phones))
     }
 
     /// The last import of `file` into `scope`, if any.
     ///
     /// Errors: [`StoreError::Query`], [`StoreError::Corrupt`] for a negative count.
     pub async fn dnc_file(&self, scope: &DncScope, file: &str) -> Result<Option<DncFileRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT file_sha256, rows, accepted, rejected, added, imported_at FROM dnc_imports \
-             WHERE scope = ? AND file = ?",
-        )
-        .bind(scope.as_str())
-        .bind(file)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let count = |col: &str| -> Result<u64, StoreError> {
-            let v: i64 = r.try_get(col)?;
-            u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("dnc_imports.{col} is negative: {v}")))
-        };
-        Ok(Some(DncFileRecord {
-            file_sha256: r.try_get("file_sha256")?,
-            stats: DncImportStats {
-                rows: count("rows")?,
-                accepted: count("accepted")?,
-                rejected: count("rejected")?,
-                added: count("added")?,
-            },
-            imported_at: from_ms(r.try_get("imported_at")?),
-        }))
+        on_engine!(self, dnc_file(scope, file))
     }
 
     /// Starts importing `file` into `scope`, batch by batch; every entry it adds gets `source`
@@ -331,33 +236,17 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(DncImport {
-            pool: self.pool().clone(),
+            store: self.clone(),
             scope: scope.clone(),
             file: file.to_string(),
             source: source.to_string(),
-            at: to_ms(at),
+            at,
             added: 0,
         }))
     }
 }
 
 /// A count as stored (counts past `i64::MAX` saturate).
-fn db_int(n: u64) -> i64 {
+pub(super) fn db_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// The last DNC check before a dial: which of `phones` (E.164) are on the global list or the
-/// campaign's. One primary-key lookup per number and scope.
-pub(super) fn dnc_blocked_query(campaign_id: &str, phones: &[String]) -> QueryBuilder<Sqlite> {
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT phone_e164 FROM dnc WHERE scope IN (");
-    qb.push_bind(GLOBAL)
-        .push(", ")
-        .push_bind(campaign_id.to_string())
-        .push(") AND phone_e164 IN (");
-    let mut sep = qb.separated(", ");
-    for p in phones {
-        sep.push_bind(p.clone());
-    }
-    sep.push_unseparated(")");
-    qb
 }

@@ -71,26 +71,34 @@ pub fn remaining_contacts(contacts: &BTreeMap<String, u64>) -> u64 {
         .sum()
 }
 
+/// The ETA at `now` from the engine's two figures: the contacts that finished at or after
+/// `since_ms` (the window's start, ms) and the start of the campaign's first attempt (ms), which
+/// shortens the window when it is more recent. Pure.
+pub(super) fn from_window(
+    remaining: u64,
+    finished: i64,
+    first_started: Option<i64>,
+    since_ms: i64,
+    now: DateTime<Utc>,
+) -> Eta {
+    let start = first_started.map_or(since_ms, |first| first.max(since_ms));
+    let window_secs = (now - from_ms(start)).num_milliseconds().max(0) as f64 / 1000.0;
+    estimate(remaining, finished.max(0) as u64, window_secs, now)
+}
+
+/// The start of the pace window ending at `now`, ms since the epoch.
+pub(super) fn window_start_ms(now: DateTime<Utc>) -> i64 {
+    to_ms(now) - ETA_WINDOW_SECS * 1000
+}
+
 impl Store {
-    /// The ETA of `campaign` at `now` given its `remaining` contacts.
+    /// The ETA of `campaign` at `now` given its `remaining` contacts: the pace counts its
+    /// attempts that ended in the last [`ETA_WINDOW_SECS`] seconds with a final disposition
+    /// (`completed`, `voicemail_left`, `exhausted`, `dnc`, `invalid_number`).
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn campaign_eta(&self, campaign: &str, remaining: u64, now: DateTime<Utc>) -> Result<Eta, StoreError> {
-        let since = to_ms(now) - ETA_WINDOW_SECS * 1000;
-        // The dispositions after which an attempt leaves its contact nothing more to do.
-        let row: (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*) AS finished,
-                 (SELECT MIN(started_at) FROM attempts WHERE campaign_id = ?1) AS first_started
-             FROM attempts WHERE campaign_id = ?1 AND state = 'ended' AND ended_at >= ?2
-                 AND disposition IN ('completed', 'voicemail_left', 'exhausted', 'dnc', 'invalid_number')",
-        )
-        .bind(campaign)
-        .bind(since)
-        .fetch_one(self.reader())
-        .await?;
-        let start = row.1.map_or(since, |first| first.max(since));
-        let window_secs = (now - from_ms(start)).num_milliseconds().max(0) as f64 / 1000.0;
-        Ok(estimate(remaining, row.0.max(0) as u64, window_secs, now))
+        on_engine!(self, campaign_eta(campaign, remaining, now))
     }
 }
 

@@ -2,9 +2,8 @@
 //! applied against those embedded, and the gauges that must hold across restarts (contacts by
 //! status, measured abandonment, refusals, outbox depth and the age of its oldest pending job).
 
-use super::{MIGRATOR, MeasuredAbandonment, Store, StoreError, from_ms};
+use super::{MeasuredAbandonment, Store, StoreError, from_ms};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 /// One campaign's gauges at scrape time.
@@ -34,18 +33,14 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`] when the database does not answer.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(self.reader()).await?;
-        Ok(())
+        on_engine!(self, ping())
     }
 
     /// Embedded migrations not applied (successfully) to this database: 0 once it is migrated.
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn migrations_pending(&self) -> Result<usize, StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-            .fetch_all(self.reader())
-            .await?;
-        Ok(MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count())
+        on_engine!(self, migrations_pending())
     }
 
     /// Every campaign's gauges at `now`, by campaign id.
@@ -53,18 +48,10 @@ impl Store {
     /// Errors: [`StoreError::Query`].
     pub async fn campaign_gauges(&self, now: DateTime<Utc>) -> Result<BTreeMap<String, CampaignGauges>, StoreError> {
         let mut out: BTreeMap<String, CampaignGauges> = BTreeMap::new();
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM campaigns")
-            .fetch_all(self.reader())
-            .await?;
-        for id in ids {
+        let counts: Vec<(String, BTreeMap<String, u64>)> = on_engine!(self, contacts_by_status())?;
+        for (id, contacts) in counts {
             let g = out.entry(id.clone()).or_default();
-            for r in sqlx::query("SELECT status, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY status")
-                .bind(&id)
-                .fetch_all(self.reader())
-                .await?
-            {
-                g.contacts.insert(r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64);
-            }
+            g.contacts = contacts;
             g.abandonment_24h = self
                 .measured_abandonment(&id, now - chrono::Duration::hours(24))
                 .await?;
@@ -83,9 +70,7 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn outbox_gauges(&self) -> Result<OutboxGauges, StoreError> {
-        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")
-            .fetch_one(self.reader())
-            .await?;
+        let oldest: Option<i64> = on_engine!(self, oldest_pending_job_ms())?;
         Ok(OutboxGauges {
             jobs: self.job_counts().await?,
             oldest_pending: oldest.map(from_ms),

@@ -3,10 +3,9 @@
 //! restarts (no-slot abandons and calls abandoned for the agent's silence, 16 CFR
 //! 310.4(b)(4)(i)), and the distribution of answer → first agent speech.
 
-use super::{Store, StoreError, to_ms};
+use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 /// What a runner publishes about its pacing.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -50,54 +49,12 @@ impl Store {
         s: &PacingSnapshot,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO pacing_snapshots (campaign_id, updated_at, mode, dial_ratio, p_human, p_machine, p_no_answer, p_early,
-               calls_observed, abandon_policy, abandon_cap, amd_false_positive_rate)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT(campaign_id) DO UPDATE SET updated_at = excluded.updated_at, mode = excluded.mode,
-               dial_ratio = excluded.dial_ratio, p_human = excluded.p_human, p_machine = excluded.p_machine,
-               p_no_answer = excluded.p_no_answer, p_early = excluded.p_early, calls_observed = excluded.calls_observed,
-               abandon_policy = excluded.abandon_policy, abandon_cap = excluded.abandon_cap,
-               amd_false_positive_rate = excluded.amd_false_positive_rate",
-        )
-        .bind(campaign)
-        .bind(to_ms(now))
-        .bind(&s.mode)
-        .bind(s.dial_ratio)
-        .bind(s.p_human)
-        .bind(s.p_machine)
-        .bind(s.p_no_answer)
-        .bind(s.p_early)
-        .bind(i64::try_from(s.calls_observed).unwrap_or(i64::MAX))
-        .bind(&s.abandon_policy)
-        .bind(s.abandon_cap)
-        .bind(s.amd_false_positive_rate)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        on_engine!(self, record_pacing(campaign, s, now))
     }
 
     /// The latest pacing snapshot of `campaign`, if a runner has published one.
     pub async fn pacing_snapshot(&self, campaign: &str) -> Result<Option<PacingSnapshot>, StoreError> {
-        let row = sqlx::query("SELECT * FROM pacing_snapshots WHERE campaign_id = ?")
-            .bind(campaign)
-            .fetch_optional(self.reader())
-            .await?;
-        row.map(|r| {
-            Ok(PacingSnapshot {
-                mode: r.try_get("mode")?,
-                dial_ratio: r.try_get("dial_ratio")?,
-                p_human: r.try_get("p_human")?,
-                p_machine: r.try_get("p_machine")?,
-                p_no_answer: r.try_get("p_no_answer")?,
-                p_early: r.try_get("p_early")?,
-                calls_observed: r.try_get::<i64, _>("calls_observed")?.max(0) as u64,
-                abandon_policy: r.try_get("abandon_policy")?,
-                abandon_cap: r.try_get("abandon_cap")?,
-                amd_false_positive_rate: r.try_get("amd_false_positive_rate")?,
-            })
-        })
-        .transpose()
+        on_engine!(self, pacing_snapshot(campaign))
     }
 
     /// Human-answered and abandoned attempts of `campaign` answered at or after `since` (UTC).
@@ -106,18 +63,7 @@ impl Store {
         campaign: &str,
         since: DateTime<Utc>,
     ) -> Result<MeasuredAbandonment, StoreError> {
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS human, COALESCE(SUM(outcome = 'abandoned' OR speech_abandoned = 1), 0) AS abandoned FROM attempts
-             WHERE campaign_id = ? AND answered_at >= ? AND outcome IN ('human', 'callback_requested', 'abandoned')",
-        )
-        .bind(campaign)
-        .bind(to_ms(since))
-        .fetch_one(self.reader())
-        .await?;
-        Ok(MeasuredAbandonment {
-            human: r.try_get::<i64, _>("human")?.max(0) as u64,
-            abandoned: r.try_get::<i64, _>("abandoned")?.max(0) as u64,
-        })
+        on_engine!(self, measured_abandonment(campaign, since))
     }
 }
 
@@ -155,54 +101,35 @@ impl Store {
     ///
     /// Errors: [`StoreError::Query`].
     pub async fn speech_latency(&self, campaign: &str, since: DateTime<Utc>) -> Result<SpeechLatency, StoreError> {
-        let rows = sqlx::query(
-            "SELECT speech_latency_ms, speech_abandoned FROM attempts
-             WHERE campaign_id = ? AND answered_at >= ? AND (speech_latency_ms IS NOT NULL OR speech_abandoned = 1)
-             ORDER BY speech_latency_ms",
-        )
-        .bind(campaign)
-        .bind(to_ms(since))
-        .fetch_all(self.reader())
-        .await?;
-        let mut out = SpeechLatency::default();
-        let mut v = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.calls += 1;
-            match r.try_get::<Option<i64>, _>("speech_latency_ms")? {
-                Some(ms) => {
-                    if ms > 2000 {
-                        out.over_2s += 1;
-                    }
-                    v.push(ms);
-                }
-                None => out.silent += 1,
-            }
-            if r.try_get::<i64, _>("speech_abandoned")? != 0 {
-                out.abandoned += 1;
-            }
-        }
-        out.p50_ms = quantile(&v, 0.50);
-        out.p90_ms = quantile(&v, 0.90);
-        out.p99_ms = quantile(&v, 0.99);
-        Ok(out)
+        on_engine!(self, speech_latency(campaign, since))
     }
 }
 
-/// Records a connected attempt's answer → first agent speech inside `tx` (see [`super::CallWrite::Speech`]).
-pub(super) async fn speech_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    key: crate::core::AttemptKey,
-    latency_ms: Option<i64>,
-    silence_abandoned: bool,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE attempts SET speech_latency_ms = ?, speech_abandoned = ? WHERE contact_id = ? AND attempt = ?")
-        .bind(latency_ms)
-        .bind(i64::from(silence_abandoned))
-        .bind(key.contact)
-        .bind(key.attempt)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// [`SpeechLatency`] of the measured calls, each `(latency_ms, abandoned for silence)` with
+/// `None` for a call whose agent never spoke. Pure; the order of the calls does not matter.
+pub(super) fn speech_latency_of(calls: impl IntoIterator<Item = (Option<i64>, bool)>) -> SpeechLatency {
+    let mut out = SpeechLatency::default();
+    let mut v = Vec::new();
+    for (latency, abandoned) in calls {
+        out.calls += 1;
+        match latency {
+            Some(ms) => {
+                if ms > 2000 {
+                    out.over_2s += 1;
+                }
+                v.push(ms);
+            }
+            None => out.silent += 1,
+        }
+        if abandoned {
+            out.abandoned += 1;
+        }
+    }
+    v.sort_unstable();
+    out.p50_ms = quantile(&v, 0.50);
+    out.p90_ms = quantile(&v, 0.90);
+    out.p99_ms = quantile(&v, 0.99);
+    out
 }
 
 #[cfg(test)]

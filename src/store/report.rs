@@ -1,9 +1,8 @@
 //! Read-only reports for operators: per-campaign status and the per-attempt export.
 
-use super::{Store, StoreError, from_ms};
+use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -99,11 +98,28 @@ pub struct ExportRow {
     pub caller_id: Option<String>,
 }
 
-async fn counts(store: &Store, sql: &'static str, campaign: &str) -> Result<BTreeMap<String, u64>, StoreError> {
-    let rows = sqlx::query(sql).bind(campaign).fetch_all(store.pool()).await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
-        .collect()
+/// What one engine query pass reads of a campaign for [`Store::campaign_status`]: its row, its
+/// counts and its first rejected rows; the rest of the status comes from other [`Store`] methods.
+#[derive(Clone, Debug)]
+pub(crate) struct CampaignFigures {
+    /// Campaign id.
+    pub(crate) id: String,
+    /// Display name.
+    pub(crate) name: String,
+    /// `active`, `paused` or `finished`.
+    pub(crate) state: String,
+    /// Contacts by status.
+    pub(crate) contacts: BTreeMap<String, u64>,
+    /// Final contacts by disposition.
+    pub(crate) dispositions: BTreeMap<String, u64>,
+    /// Ended attempts by outcome.
+    pub(crate) attempts: BTreeMap<String, u64>,
+    /// Attempts not yet ended.
+    pub(crate) in_flight: u64,
+    /// Rows rejected by the last contact import.
+    pub(crate) rejected_rows: u64,
+    /// The first rejected rows, by line.
+    pub(crate) rejects: Vec<RejectedRow>,
 }
 
 impl Store {
@@ -114,54 +130,20 @@ impl Store {
         reject_limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<CampaignStatus>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, state FROM campaigns WHERE ?1 IS NULL OR id = ?1 ORDER BY id")
-            .bind(only)
-            .fetch_all(self.reader())
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: String = r.try_get("id")?;
-            let contacts = counts(
-                self,
-                "SELECT status, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY status",
-                &id,
-            )
-            .await?;
-            let dispositions = counts(
-                self,
-                "SELECT disposition, COUNT(*) FROM contacts WHERE campaign_id = ? AND disposition IS NOT NULL GROUP BY disposition",
-                &id,
-            )
-            .await?;
-            let attempts = counts(
-                self,
-                "SELECT outcome, COUNT(*) FROM attempts WHERE campaign_id = ? AND state = 'ended' GROUP BY outcome",
-                &id,
-            )
-            .await?;
-            let in_flight: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND state != 'ended'")
-                    .bind(&id)
-                    .fetch_one(self.reader())
-                    .await?;
-            let rejected_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_rejects WHERE campaign_id = ?")
-                .bind(&id)
-                .fetch_one(self.reader())
-                .await?;
-            let rejects =
-                sqlx::query("SELECT line, reason FROM import_rejects WHERE campaign_id = ? ORDER BY line LIMIT ?")
-                    .bind(&id)
-                    .bind(reject_limit)
-                    .fetch_all(self.reader())
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok(RejectedRow {
-                            line: r.try_get::<i64, _>("line")?.max(0) as u64,
-                            reason: r.try_get("reason")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+        let figures = self.campaign_figures(only, reject_limit).await?;
+        let mut out = Vec::with_capacity(figures.len());
+        for f in figures {
+            let CampaignFigures {
+                id,
+                name,
+                state,
+                contacts,
+                dispositions,
+                attempts,
+                in_flight,
+                rejected_rows,
+                rejects,
+            } = f;
             let control = self
                 .campaign_control(&id)
                 .await?
@@ -188,18 +170,30 @@ impl Store {
                 pacing,
                 abandonment_24h,
                 abandonment_30d,
-                name: r.try_get("name")?,
-                state: r.try_get("state")?,
+                name,
+                state,
                 id,
                 contacts,
                 dispositions,
                 attempts,
-                in_flight: in_flight.max(0) as u64,
-                rejected_rows: rejected_rows.max(0) as u64,
+                in_flight,
+                rejected_rows,
                 rejects,
             });
         }
         Ok(out)
+    }
+
+    /// The row, counts and first `reject_limit` rejected rows of every campaign (or only
+    /// `only`), in id order (byte order).
+    ///
+    /// Errors: [`StoreError::Query`].
+    async fn campaign_figures(
+        &self,
+        only: Option<&str>,
+        reject_limit: u32,
+    ) -> Result<Vec<CampaignFigures>, StoreError> {
+        on_engine!(self, campaign_figures(only, reject_limit))
     }
 
     /// The cap, its measures now, and the refusal counts of `campaign`.
@@ -241,42 +235,12 @@ impl Store {
     /// dialled because of a do-not-call list or missing consent (attempt 0, disposition `dnc` or
     /// `no_consent`).
     pub async fn export_attempts(&self, campaign: &str) -> Result<Vec<ExportRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT contact_id, phone_e164, attempt, started_at, ended_at, outcome, disposition, outcome_reason, caller_id
-             FROM attempts WHERE campaign_id = ?1
-             UNION ALL
-             SELECT c.id, c.phone_e164, 0, c.updated_at, c.updated_at, NULL, c.disposition, NULL, NULL FROM contacts c
-             WHERE c.campaign_id = ?1 AND (c.status = 'dnc' OR c.disposition = 'no_consent') AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id)
-             ORDER BY contact_id, attempt",
-        )
-        .bind(campaign)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ExportRow {
-                    campaign: campaign.to_string(),
-                    contact_id: r.try_get("contact_id")?,
-                    phone_e164: r.try_get("phone_e164")?,
-                    attempt: r.try_get("attempt")?,
-                    started_at: from_ms(r.try_get("started_at")?),
-                    ended_at: r.try_get::<Option<i64>, _>("ended_at")?.map(from_ms),
-                    outcome: r.try_get("outcome")?,
-                    disposition: r.try_get("disposition")?,
-                    outcome_reason: r.try_get("outcome_reason")?,
-                    caller_id: r.try_get("caller_id")?,
-                })
-            })
-            .collect()
+        on_engine!(self, export_attempts(campaign))
     }
 
     /// True when a campaign with this id exists.
     pub async fn campaign_exists(&self, campaign: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE id = ?")
-            .bind(campaign)
-            .fetch_one(self.reader())
-            .await?;
-        Ok(n > 0)
+        on_engine!(self, campaign_exists(campaign))
     }
 }
 

@@ -330,3 +330,88 @@ pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The server a test that needs PostgreSQL runs against (`DIALERD_TEST_DATABASE_URL`, which
+/// `tests/run.sh` sets for the local server), or `None` after printing that `test` skipped its
+/// PostgreSQL part.
+pub fn postgres_server(test: &str) -> Option<String> {
+    match std::env::var("DIALERD_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("{test}: SKIPPED on PostgreSQL: DIALERD_TEST_DATABASE_URL is unset");
+            None
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL database on the test server for `test`, as a URL, or `None` (with
+/// a line saying so) when `DIALERD_TEST_DATABASE_URL` is unset. Each call makes a new database,
+/// so tests running in parallel never share one.
+pub fn fresh_postgres(test: &str) -> Option<String> {
+    let server = postgres_server(test)?;
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let slug: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(30)
+        .collect();
+    let name = format!(
+        "dialerd_t_{slug}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admin = server.clone();
+    let db = name.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to DIALERD_TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+    // Same server and credentials, the new database: replace the path of the URL.
+    let (head, query) = match server.split_once('?') {
+        Some((h, q)) => (h.to_string(), format!("?{q}")),
+        None => (server.clone(), String::new()),
+    };
+    let after_scheme = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[after_scheme..].find('/') {
+        Some(slash) => head[..after_scheme + slash].to_string(),
+        None => head,
+    };
+    Some(format!("{base}/{name}{query}"))
+}
+
+/// The databases a store test runs on, labelled: a new SQLite file `dir/<test>.db` always, and
+/// a fresh PostgreSQL database when `DIALERD_TEST_DATABASE_URL` is set.
+pub fn engine_urls(dir: &Path, test: &str) -> Vec<(&'static str, String)> {
+    let mut urls = vec![(
+        "sqlite",
+        format!("sqlite://{}", dir.join(format!("{test}.db")).display()),
+    )];
+    if let Some(pg) = fresh_postgres(test) {
+        urls.push(("postgres", pg));
+    }
+    urls
+}

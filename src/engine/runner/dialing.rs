@@ -166,6 +166,14 @@ impl Runner {
         let (claims, waits) = self.pick_caller_ids(&keys, &by_id, now);
         self.apply_refusals(waits, now).await?;
         let max = self.campaign.rules.policy.retry.max_attempts;
+        if !self.lease_valid() {
+            // The lease was not renewed in time: another node may own the campaign by now.
+            for claim in &claims {
+                self.dialer.cancel(claim.key);
+                self.caller.forget(claim.key.contact);
+            }
+            return Ok(0);
+        }
         let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
         if claimed.len() < claims.len() {
             // Perhaps paused or cancelled by another process: the claim refuses every contact then.
@@ -203,6 +211,12 @@ impl Runner {
                 info!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, outcome = "dnc",
                     "Number went on a do-not-call list just before the dial; not dialled.");
                 continue;
+            }
+            if !self.lease_valid() {
+                // Left open on purpose: the next owner reconciles it (never placed: released).
+                warn!(campaign = %self.id(), contact = key.contact, attempt = key.attempt, outcome = "not_dialled",
+                    "Lease deadline passed between the claim and the dial; not dialled.");
+                break;
             }
             if let Some(call_id) = self.dial(*key, contact, now).await {
                 placed.push((*key, call_id));
