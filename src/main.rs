@@ -457,7 +457,10 @@ fn run_cli() -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print!("{}", dialerd::store::status_text(&status));
-                print!("{}", dialerd::store::leases::nodes_text(&store.nodes().await?, &leases, now));
+                print!(
+                    "{}",
+                    dialerd::store::leases::nodes_text(&store.nodes().await?, &leases, now)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }),

@@ -53,7 +53,9 @@ async fn owner(pg: &sqlx::PgPool, campaign: &str) -> Option<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_survive_kills_and_pauses_without_a_double_dial() {
-    let Some(url) = common::fresh_postgres("failover") else { return };
+    let Some(url) = common::fresh_postgres("failover") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let rx = Receiver::start(SECRET).await;
     let extra = format!(
@@ -79,8 +81,10 @@ url = "{}"
         .unwrap();
     }
     let ids = ["n1", "n2", "n3"];
-    let mut nodes: HashMap<&str, common::Daemon> =
-        ids.iter().map(|id| (*id, start_node(&dir, &url, id, &rx.url))).collect();
+    let mut nodes: HashMap<&str, common::Daemon> = ids
+        .iter()
+        .map(|id| (*id, start_node(&dir, &url, id, &rx.url)))
+        .collect();
     let pg = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(&url)
@@ -124,24 +128,30 @@ url = "{}"
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         let first_dial: i64 = loop {
-            let first: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(started_at) FROM attempts WHERE campaign_id = $1 AND lease_token > $2",
-            )
-            .bind(&busiest)
-            .bind(token)
-            .fetch_one(&pg)
-            .await
-            .unwrap();
+            let first: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(started_at) FROM attempts WHERE campaign_id = $1 AND lease_token > $2")
+                    .bind(&busiest)
+                    .bind(token)
+                    .fetch_one(&pg)
+                    .await
+                    .unwrap();
             if let Some(f) = first {
                 break f;
             }
-            assert!(Instant::now() < deadline, "round {round}: {busiest} was never dialled again after {victim} died");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {busiest} was never dialled again after {victim} died"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let takeover_ms = first_dial - killed_at.timestamp_millis();
         takeovers.push(takeover_ms);
         if let Some(p) = paused {
-            tokio::time::sleep(Duration::from_millis(LEASE_TTL_S as u64 * 1000 + 1000).saturating_sub(Duration::from_millis(takeover_ms.max(0) as u64))).await;
+            tokio::time::sleep(
+                Duration::from_millis(LEASE_TTL_S as u64 * 1000 + 1000)
+                    .saturating_sub(Duration::from_millis(takeover_ms.max(0) as u64)),
+            )
+            .await;
             nodes[p].signal("CONT");
         }
         nodes.insert(victim, start_node(&dir, &url, victim, &rx.url));
@@ -178,7 +188,10 @@ url = "{}"
         if open == 0 && pending == 0 {
             break;
         }
-        assert!(Instant::now() < settled, "{open} attempts still open, {pending} jobs pending");
+        assert!(
+            Instant::now() < settled,
+            "{open} attempts still open, {pending} jobs pending"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (_, d) in nodes.iter_mut() {
@@ -195,14 +208,19 @@ url = "{}"
     .fetch_all(&pg)
     .await
     .unwrap();
-    assert!(attempts.len() > 200, "too few attempts to mean anything: {}", attempts.len());
-    let history: BTreeMap<(String, i64), i64> = sqlx::query("SELECT campaign_id, token, acquired_at FROM lease_history")
-        .fetch_all(&pg)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| ((r.get("campaign_id"), r.get("token")), r.get("acquired_at")))
-        .collect();
+    assert!(
+        attempts.len() > 200,
+        "too few attempts to mean anything: {}",
+        attempts.len()
+    );
+    let history: BTreeMap<(String, i64), i64> =
+        sqlx::query("SELECT campaign_id, token, acquired_at FROM lease_history")
+            .fetch_all(&pg)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| ((r.get("campaign_id"), r.get("token")), r.get("acquired_at")))
+            .collect();
     let mut by_contact: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
     for a in &attempts {
         let campaign: String = a.get("campaign_id");
@@ -217,16 +235,26 @@ url = "{}"
         let ended = ended.unwrap_or_else(|| panic!("attempt {contact}/{n} never ended"));
         let token = token.unwrap_or_else(|| panic!("attempt {contact}/{n} has no lease token"));
         let from = history[&(campaign.clone(), token)];
-        assert!(started >= from, "attempt {contact}/{n} started before its lease {token} was taken");
+        assert!(
+            started >= from,
+            "attempt {contact}/{n} started before its lease {token} was taken"
+        );
         if let Some(next) = history.get(&(campaign.clone(), token + 1)) {
-            assert!(started < *next, "attempt {contact}/{n} was claimed under token {token} after token {} was taken", token + 1);
+            assert!(
+                started < *next,
+                "attempt {contact}/{n} was claimed under token {token} after token {} was taken",
+                token + 1
+            );
         }
         by_contact.entry(contact).or_default().push((started, ended));
     }
     for (contact, mut spans) in by_contact {
         spans.sort();
         for w in spans.windows(2) {
-            assert!(w[1].0 >= w[0].1, "contact {contact} had two attempts open at once: {w:?}");
+            assert!(
+                w[1].0 >= w[0].1,
+                "contact {contact} had two attempts open at once: {w:?}"
+            );
         }
     }
     let undelivered: i64 = sqlx::query_scalar(
@@ -252,7 +280,11 @@ url = "{}"
         .filter(|r| r.event == "call_ended")
         .map(|r| r.json["data"]["call_id"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(received.len() as i64 >= records, "receiver got {} call_ended for {records} records", received.len());
+    assert!(
+        received.len() as i64 >= records,
+        "receiver got {} call_ended for {records} records",
+        received.len()
+    );
 }
 
 /// Runs a future to completion from a synchronous closure (for `common::wait_until`).

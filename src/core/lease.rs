@@ -56,7 +56,12 @@ pub fn plan(campaigns: &[(String, LeaseView)], live_nodes: usize) -> LeasePlan {
         .collect();
     let mut out = LeasePlan::default();
     if mine.len() > share {
-        out.release = mine.iter().rev().take(mine.len() - share).map(|s| s.to_string()).collect();
+        out.release = mine
+            .iter()
+            .rev()
+            .take(mine.len() - share)
+            .map(|s| s.to_string())
+            .collect();
         out.release.sort();
     } else {
         out.acquire = free.iter().take(share - mine.len()).map(|s| s.to_string()).collect();

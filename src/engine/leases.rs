@@ -158,7 +158,9 @@ impl Daemon {
     /// Stops `id`'s runner at once, without hanging up or writing anything: another node holds
     /// the lease now and reconciles the calls this one left.
     fn lose_lease(&mut self, id: &str) {
-        let Some(held) = self.leases.held.remove(id) else { return };
+        let Some(held) = self.leases.held.remove(id) else {
+            return;
+        };
         self.store.set_fence(id, None);
         if let Some(r) = self.running.remove(id) {
             r.join.abort();
@@ -213,7 +215,12 @@ impl Daemon {
         };
         let others: HashMap<&str, bool> = rows
             .iter()
-            .map(|r| (r.campaign.as_str(), r.live && r.owner.as_deref() != Some(node.id.as_str())))
+            .map(|r| {
+                (
+                    r.campaign.as_str(),
+                    r.live && r.owner.as_deref() != Some(node.id.as_str()),
+                )
+            })
             .collect();
         let mut views: Vec<(String, LeaseView)> = Vec::new();
         for (id, h) in &self.leases.held {
@@ -237,7 +244,9 @@ impl Daemon {
             let sent = Instant::now();
             match self.store.acquire_lease(&id, &node.id, node.lease_ttl).await {
                 Ok(Some(lease)) => {
-                    let Some(w) = self.leases.waiting.remove(&id) else { continue };
+                    let Some(w) = self.leases.waiting.remove(&id) else {
+                        continue;
+                    };
                     info!(campaign = %id, token = lease.token, node = %node.id, "Campaign lease taken; reconciling its open attempts, then dialing.");
                     self.store.set_fence(
                         &id,

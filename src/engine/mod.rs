@@ -427,9 +427,9 @@ impl Daemon {
     fn is_idle(&self) -> bool {
         self.leases.waiting.is_empty()
             && self.running.values().all(|r| {
-            let s = *r.status.borrow();
-            s.idle || s.exited
-        })
+                let s = *r.status.borrow();
+                s.idle || s.exited
+            })
     }
 
     async fn stop_all(&mut self) {

@@ -142,7 +142,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<AttemptKey>, StoreError> {
         let fence = self.fence(campaign);
-        on_engine!(self, claim_attempts(campaign, claims, max_attempts, now, fence.as_ref()))
+        on_engine!(
+            self,
+            claim_attempts(campaign, claims, max_attempts, now, fence.as_ref())
+        )
     }
 
     /// Records the trunk's call ids of placed attempts, in one transaction.

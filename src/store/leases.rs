@@ -159,7 +159,10 @@ impl Store {
 
     /// Every fence set, by campaign id (a copy).
     pub(crate) fn fences_snapshot(&self) -> std::collections::HashMap<String, Fence> {
-        self.fences.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.fences
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The fence set for `campaign`, if any.
@@ -193,7 +196,11 @@ pub fn nodes_text(nodes: &[NodeInfo], leases: &[LeaseRow], now: DateTime<Utc>) -
             n.host,
             n.pid,
             n.heartbeat_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            if held.is_empty() { "none".to_string() } else { held.join(", ") }
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.join(", ")
+            }
         );
     }
     out.push_str("Campaign owners:\n");

@@ -53,8 +53,8 @@ pub use control::{CampaignControl, ControlError, ControlRecord};
 pub use conversations::{Conversation, ConversationFilter, Cursor, MAX_PAGE};
 pub use dnc::{DncEntry, DncFileRecord, DncImport, DncImportStats, DncRow, DncScope};
 pub use eta::{ETA_WINDOW_SECS, Eta};
-pub use leases::{Fence, Lease, LeaseRow, NodeInfo};
 pub use gauges::{CampaignGauges, OutboxGauges};
+pub use leases::{Fence, Lease, LeaseRow, NodeInfo};
 pub use outbox::{DeliveryLog, Job, JobResult, NewJob, jobs_text};
 pub use pacing::{MeasuredAbandonment, PacingSnapshot, SpeechLatency};
 pub use report::{CampaignStatus, ExportRow, RejectedRow, status_text};
@@ -183,9 +183,15 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_and_nothing_else() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://h/db?user=u&password=x@y"), "postgres://h/db?user=u&password=***");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=x@y"),
+            "postgres://h/db?user=u&password=***"
+        );
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -1,8 +1,8 @@
 //! PostgreSQL: what a dial leaves beyond the claim (see [`crate::store`]'s `dial_errors`).
 
 use super::PgEngine;
-use crate::store::{StoreError, to_ms};
 use crate::core::AttemptKey;
+use crate::store::{StoreError, to_ms};
 use chrono::{DateTime, Utc};
 
 impl PgEngine {
@@ -46,7 +46,11 @@ impl PgEngine {
         Ok(())
     }
 
-    pub(in crate::store) async fn record_voicemail_sent(&self, key: AttemptKey, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(in crate::store) async fn record_voicemail_sent(
+        &self,
+        key: AttemptKey,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE attempts SET voicemail_at = $1 WHERE contact_id = $2 AND attempt = $3")
             .bind(to_ms(at))
             .bind(key.contact)

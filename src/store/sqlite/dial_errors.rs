@@ -1,8 +1,8 @@
 //! SQLite: what a dial leaves beyond the claim (see [`crate::store`]'s `dial_errors`).
 
 use super::SqliteEngine;
-use crate::store::{StoreError, to_ms};
 use crate::core::AttemptKey;
+use crate::store::{StoreError, to_ms};
 use chrono::{DateTime, Utc};
 
 impl SqliteEngine {
@@ -46,7 +46,11 @@ impl SqliteEngine {
         Ok(())
     }
 
-    pub(in crate::store) async fn record_voicemail_sent(&self, key: AttemptKey, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(in crate::store) async fn record_voicemail_sent(
+        &self,
+        key: AttemptKey,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE attempts SET voicemail_at = ? WHERE contact_id = ? AND attempt = ?")
             .bind(to_ms(at))
             .bind(key.contact)
