@@ -72,7 +72,7 @@ url = "{}"
     );
     let mut dir = tmp.path().to_path_buf();
     for id in CAMPAIGNS {
-        dir = common::campaign_dir(tmp.path(), id, 400, &extra);
+        dir = common::campaign_dir(tmp.path(), id, 2_000, &extra);
         let toml = std::fs::read_to_string(dir.join(format!("{id}.toml"))).unwrap();
         std::fs::write(
             dir.join(format!("{id}.toml")),
@@ -102,9 +102,12 @@ url = "{}"
 
     let mut takeovers = Vec::new();
     for round in 0..ROUNDS {
-        // The busiest campaign: the one with the most attempts so far.
+        // The busiest campaign: the one with the most attempts so far, among those with contacts
+        // still never dialled (so its new owner has someone to dial).
         let busiest: String = sqlx::query_scalar(
-            "SELECT campaign_id FROM attempts GROUP BY campaign_id ORDER BY COUNT(*) DESC, campaign_id LIMIT 1",
+            "SELECT a.campaign_id FROM attempts a
+             WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.campaign_id = a.campaign_id AND c.status = 'pending')
+             GROUP BY a.campaign_id ORDER BY COUNT(*) DESC, a.campaign_id LIMIT 1",
         )
         .fetch_optional(&pg)
         .await
