@@ -308,10 +308,20 @@ fn the_daemon_dials_only_what_preflight_allows() {
     let toml = std::fs::read_to_string(&file)
         .unwrap()
         .replace("max_concurrent = 10", "max_concurrent = 100")
-        // The federal hours widened (the sim trunk may), the state rules kept: whatever the hour,
-        // some contacts are callable and some are held by their state.
-        .replace("[compliance]\n", "[compliance]\nlegal_hours = \"00:00-24:00\"\n");
+        // The federal hours widened (the sim trunk may), the state rules kept, and Utah closed on
+        // every day by an operator override (beside the folder, so not read as a campaign):
+        // whatever the hour, some contacts are callable and the Utah ones are held by their state.
+        .replace(
+            "[compliance]\n",
+            "[compliance]\nlegal_hours = \"00:00-24:00\"\nstate_rules_file = \"../utah_closed.toml\"\n",
+        );
     std::fs::write(&file, toml).unwrap();
+    std::fs::write(
+        tmp.path().join("utah_closed.toml"),
+        "[[jurisdiction]]\ncode = \"US-UT\"\nname = \"Utah\"\nstatute = \"test override: no day open\"\n\
+         checked = 2026-12-07\n",
+    )
+    .unwrap();
     let start = Utc::now();
     let at = start.to_rfc3339();
     let out = common::run(&["preflight", file.to_str().unwrap(), "--at", &at, "--csv"]);
