@@ -71,6 +71,18 @@ const LEASES_SQL: &str = concat!(
     " AS live FROM campaign_leases ORDER BY campaign_id"
 );
 
+/// How long a lease statement waits for a row lock. A claim holds its lease row `FOR SHARE`
+/// for milliseconds; one that holds it longer belongs to a node that is paused or cut off, and
+/// waiting for it would stall this node's whole lease tick (its own renewals included). The
+/// statement fails instead; an acquisition reports "not taken" and the next tick tries again,
+/// after the server has ended the stalled transaction (`idle_in_transaction_session_timeout`).
+const LOCK_TIMEOUT_SQL: &str = "SET LOCAL lock_timeout = '500ms'";
+
+/// Whether `e` is PostgreSQL's `lock_not_available` (55P03), what `lock_timeout` raises.
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03")
+}
+
 impl PgEngine {
     pub(in crate::store) async fn node_heartbeat(
         &self,
@@ -147,12 +159,17 @@ impl PgEngine {
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query(ACQUIRE_SQL)
+        sqlx::query(LOCK_TIMEOUT_SQL).execute(&mut *tx).await?;
+        let row = match sqlx::query(ACQUIRE_SQL)
             .bind(campaign)
             .bind(node)
             .bind(ttl_ms(ttl))
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+        {
+            Err(e) if is_lock_timeout(&e) => return Ok(None),
+            other => other?,
+        };
         let Some(row) = row else {
             return Ok(None);
         };
@@ -179,13 +196,16 @@ impl PgEngine {
         node: &str,
         ttl: Duration,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(LOCK_TIMEOUT_SQL).execute(&mut *tx).await?;
         let expiry: Option<i64> = sqlx::query_scalar(RENEW_SQL)
             .bind(&lease.campaign)
             .bind(node)
             .bind(lease.token)
             .bind(ttl_ms(ttl))
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(expiry.map(from_ms))
     }
 

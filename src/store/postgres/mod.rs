@@ -34,6 +34,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Connections a node keeps to the server: the runners, the outbox workers and the API share them.
 const MAX_CONNECTIONS: u32 = 10;
 
+/// How long the server lets one of this node's sessions sit idle inside a transaction before it
+/// ends the session (rolling the transaction back). No transaction of dialerd waits on anything
+/// but the database between its statements, so only a node that is paused (SIGSTOP), partitioned
+/// or wedged gets there; ending its session frees the row locks it holds (a claim's `FOR SHARE`
+/// on its lease row would otherwise block every takeover of that campaign), and what it had not
+/// committed is never written. Shorter than the default `lease_ttl` (15 s).
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
 /// A PostgreSQL database.
 #[derive(Clone, Debug)]
 pub(crate) struct PgEngine {
@@ -49,7 +57,9 @@ impl PgEngine {
             url: redact_url(url),
             source,
         };
-        let opts = PgConnectOptions::from_str(url).map_err(open_err)?;
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
