@@ -72,6 +72,9 @@ pub struct Settings {
     /// `[livekit]`: the LiveKit project (`DIALERD__LIVEKIT__URL`, `..__API_KEY`, `..__API_SECRET`).
     #[serde(default)]
     pub livekit: LivekitSettings,
+    /// `[sim]`: the sim trunk's account limits (`DIALERD__SIM__CALLS_PER_SECOND`, `..__MAX_CONCURRENT`).
+    #[serde(default)]
+    pub sim: SimSettings,
     /// This node's id among the nodes sharing one database (`DIALERD__NODE_ID`); stable across
     /// restarts, so a node that restarts takes its own campaigns back at once. Unset: the host name.
     #[serde(default)]
@@ -400,6 +403,33 @@ impl Default for TwilioSettings {
             calls_per_second: 1,
             max_concurrent: None,
         }
+    }
+}
+
+/// `[sim]`: the sim trunk as one provider account shared by every node on the database, to
+/// rehearse an account's limits before a real trunk: at most `calls_per_second` dials in any
+/// rolling second and `max_concurrent` calls in progress across every sim campaign of every node.
+/// Unset: no account limit (each campaign's own limits still apply).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimSettings {
+    /// Dials per rolling second across every node.
+    pub calls_per_second: Option<u32>,
+    /// Calls in progress at once across every node.
+    pub max_concurrent: Option<u32>,
+}
+
+impl SimSettings {
+    /// The account limit these settings describe (account `sim`), if any is set.
+    pub fn account_limit(&self) -> Option<crate::core::AccountLimit> {
+        if self.calls_per_second.is_none() && self.max_concurrent.is_none() {
+            return None;
+        }
+        Some(crate::core::AccountLimit {
+            account: "sim".into(),
+            calls_per_second: self.calls_per_second.unwrap_or(u32::MAX),
+            max_concurrent: self.max_concurrent,
+        })
     }
 }
 

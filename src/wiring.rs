@@ -33,6 +33,7 @@ impl RunFlags {
             shutdown_grace: settings.shutdown_grace,
             poll_interval: settings.poll_interval,
             node: dialerd::engine::leases::NodeOptions::new(settings.node_id(), settings.lease_ttl),
+            sim_account: settings.sim.account_limit(),
         }
     }
 }

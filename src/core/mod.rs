@@ -3,6 +3,7 @@
 //! decisions. The daemon (`engine`) and the simulator (`sim`) drive the same code.
 
 pub mod abandon;
+pub mod account;
 pub mod call;
 pub mod caller_id;
 pub mod compliance;
@@ -20,6 +21,7 @@ pub mod window;
 pub mod zones;
 
 pub use abandon::{AbandonCounts, AbandonLedger, rolling_series};
+pub use account::AccountLimit;
 pub use call::{AnswerAction, Call, CallEvent, Phase};
 pub use caller_id::{CallerIdPool, HealthChange, HealthPolicy, Pick, PickReason, PoolHealth, PoolNumber};
 pub use compliance::{AbandonCap, AbandonPolicy, AttemptLimits};

@@ -85,6 +85,8 @@ pub struct RunOptions {
     pub poll_interval: Duration,
     /// This node among the nodes sharing the database, and its leases' time-to-live.
     pub node: leases::NodeOptions,
+    /// The sim trunk's account limits shared with every node (`[sim]`); none when unset.
+    pub sim_account: Option<crate::core::AccountLimit>,
 }
 
 struct Running {
@@ -128,6 +130,7 @@ fn build_trunk(
     c: &Campaign,
     twilio: Option<&crate::trunk::twilio::TwilioAccount>,
     livekit: Option<&crate::trunk::livekit::LivekitAccount>,
+    sim_account: Option<&crate::core::AccountLimit>,
     events: mpsc::Sender<crate::trunk::TrunkEvent>,
 ) -> Result<Arc<dyn Trunk>, EngineError> {
     match c.trunk {
@@ -168,7 +171,8 @@ fn build_trunk(
                     .with_transcripts(crate::trunk::sim::transcript_rates(&c.sim))
                     .with_external_agent(c.sim.agent == crate::campaign::file::SimAgent::External)
                     .with_dial_latency(c.sim.dial_latency)
-                    .with_answer_factors(c.sim.answer_factor.clone()),
+                    .with_answer_factors(c.sim.answer_factor.clone())
+                    .with_account_limit(sim_account.cloned()),
             ))
         }
     }
@@ -521,7 +525,13 @@ impl Daemon {
     ) {
         let id = campaign.id.clone();
         let (ev_tx, ev_rx) = mpsc::channel(1024);
-        let trunk = match build_trunk(&campaign, self.twilio.as_ref(), self.livekit.as_ref(), ev_tx.clone()) {
+        let trunk = match build_trunk(
+            &campaign,
+            self.twilio.as_ref(),
+            self.livekit.as_ref(),
+            self.opts.sim_account.as_ref(),
+            ev_tx.clone(),
+        ) {
             Ok(t) => t,
             Err(e) => {
                 error!(campaign = %id, error = %e, "Campaign refused.");

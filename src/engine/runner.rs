@@ -85,6 +85,9 @@ pub(crate) struct Runner {
     writes: Vec<CallWrite>,
     /// No dial before this instant: the trunk said "not now" (429, an account limit).
     dial_hold: Option<Instant>,
+    /// The trunk account's limits shared through the store, and no claim before the instant
+    /// they last said they have room.
+    account: Option<(crate::core::AccountLimit, Option<Instant>)>,
     /// The next hold when the trunk gives no `Retry-After` (doubles up to 30 s, reset by a dial).
     backoff: Duration,
     /// Where the voice agent's events for this campaign's calls arrive.
@@ -129,6 +132,7 @@ impl Runner {
             hopper: super::hopper::Hopper::new(campaign.dialer.calls_per_second),
             writes: Vec::new(),
             dial_hold: None,
+            account: trunk.account_limit().map(|l| (l, None)),
             backoff: dialing::FIRST_BACKOFF,
             campaign,
             store,
@@ -340,6 +344,8 @@ impl Runner {
         self.store
             .activate_campaign(&c.id, &c.name, &c.path.display().to_string(), now)
             .await?;
+        let account = self.account.as_ref().map(|(l, _)| l.account.as_str());
+        self.store.set_campaign_account(&c.id, account).await?;
         self.read_operator().await?;
         self.import().await?;
         self.refresh_dnc_list().await?;

@@ -144,8 +144,9 @@ impl Store {
         let fence = self.fence(campaign);
         on_engine!(
             self,
-            claim_attempts(campaign, claims, max_attempts, now, fence.as_ref())
+            claim_attempts(campaign, claims, max_attempts, now, fence.as_ref(), None)
         )
+        .map(|c| c.keys)
     }
 
     /// Records the trunk's call ids of placed attempts, in one transaction.

@@ -23,6 +23,7 @@ macro_rules! on_engine {
 mod postgres;
 mod sqlite;
 
+mod account_limits;
 mod attempts;
 mod batch;
 mod caller_ids;
@@ -43,6 +44,7 @@ mod report;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+pub use account_limits::Claimed;
 pub use attempts::{CampaignState, Claim, DueContact, OpenAttempt};
 pub use batch::CallWrite;
 pub use caller_ids::CallerIdSample;

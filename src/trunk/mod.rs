@@ -164,6 +164,13 @@ pub trait Trunk: Send + Sync {
         let _ = numbers;
         Ok(None)
     }
+
+    /// The account this trunk dials through and its limits shared by every node on the database
+    /// (claims take them in the store, [`crate::store::Store::claim_attempts_limited`]); `None`
+    /// when the account has none (the default).
+    fn account_limit(&self) -> Option<crate::core::AccountLimit> {
+        None
+    }
 }
 
 /// The CPS quota for `cps` calls per second: one dial per `1/cps` seconds with no burst, so no

@@ -49,6 +49,7 @@ pub struct SimTrunk {
     external_agent: bool,
     dial_latency: Duration,
     answer_factor: std::collections::BTreeMap<String, f64>,
+    account: Option<crate::core::AccountLimit>,
 }
 
 /// A text message the sim trunk "sent" (recorded, never delivered).
@@ -79,7 +80,15 @@ impl SimTrunk {
             external_agent: false,
             dial_latency: Duration::ZERO,
             answer_factor: std::collections::BTreeMap::new(),
+            account: None,
         }
+    }
+
+    /// Dials as if through one provider account whose `limit` every node on the database shares
+    /// (`[sim] calls_per_second`, `max_concurrent` in the settings); none by default.
+    pub fn with_account_limit(mut self, limit: Option<crate::core::AccountLimit>) -> SimTrunk {
+        self.account = limit;
+        self
     }
 
     /// Calls presenting a caller ID in `factors` are answered with P(answer) × its factor
@@ -277,6 +286,10 @@ impl SimCall {
 
 #[async_trait]
 impl Trunk for SimTrunk {
+    fn account_limit(&self) -> Option<crate::core::AccountLimit> {
+        self.account.clone()
+    }
+
     async fn dial(&self, req: DialRequest) -> Result<String, TrunkError> {
         if !self.dial_latency.is_zero() {
             tokio::time::sleep(self.dial_latency).await;

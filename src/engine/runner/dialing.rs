@@ -37,6 +37,14 @@ impl Runner {
             }
             self.dial_hold = None;
         }
+        if let Some((_, hold)) = &mut self.account
+            && let Some(until) = *hold
+        {
+            if Instant::now() < until {
+                return Ok(until);
+            }
+            *hold = None;
+        }
         // Pacing decides first, and again at least every second; no store query when it wants nothing.
         let wanted = self.dialer.wanted(now);
         if wanted == 0 {
@@ -162,6 +170,7 @@ impl Runner {
         self.apply_refusals(refused, now).await?;
         let (used, unused): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, d)| settled.contains(&d.id));
         self.hopper.put_back(unused);
+        let read_at: HashMap<ContactId, Instant> = used.iter().map(|(t, d)| (d.id, *t)).collect();
         let by_id: HashMap<ContactId, DueContact> = used.into_iter().map(|(_, d)| (d.id, d)).collect();
         let (claims, waits) = self.pick_caller_ids(&keys, &by_id, now);
         self.apply_refusals(waits, now).await?;
@@ -174,7 +183,34 @@ impl Runner {
             }
             return Ok(0);
         }
-        let claimed = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
+        let (claimed, considered) = match &self.account {
+            None => {
+                let keys = self.store.claim_attempts(&self.campaign.id, &claims, max, now).await?;
+                (keys, claims.len())
+            }
+            Some((limit, _)) => {
+                let limited = self
+                    .store
+                    .claim_attempts_limited(&self.campaign.id, &claims, max, now, limit)
+                    .await?;
+                if let (Some(wait), Some((_, hold))) = (limited.retry_after, self.account.as_mut()) {
+                    *hold = Some(Instant::now() + wait);
+                }
+                (limited.keys, limited.considered)
+            }
+        };
+        // Claims the account's limits held back were never looked at: back to the hopper.
+        let held_back: Vec<(Instant, DueContact)> = claims[considered..]
+            .iter()
+            .filter_map(|c| {
+                self.dialer.cancel(c.key);
+                self.caller.forget(c.key.contact);
+                let read = read_at.get(&c.key.contact).copied().unwrap_or_else(Instant::now);
+                by_id.get(&c.key.contact).map(|d| (read, d.clone()))
+            })
+            .collect();
+        self.hopper.put_back(held_back);
+        let claims = &claims[..considered];
         if claimed.len() < claims.len() {
             // Perhaps paused or cancelled by another process: the claim refuses every contact then.
             self.read_operator().await?;

@@ -10,9 +10,10 @@
 //! the attempt's state in the same way, so only one closer of an attempt applies its next step.
 
 use super::PgEngine;
+use crate::core::account::AccountLimit;
 use crate::core::{AttemptKey, Disposition, NextStep, Outcome};
 use crate::store::attempts::{CampaignState, Claim, OpenAttempt};
-use crate::store::{PostCall, StoreError, from_ms, to_ms};
+use crate::store::{Claimed, PostCall, StoreError, from_ms, to_ms};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -59,6 +60,7 @@ pub(in crate::store) const HOT_WRITES: &[(&str, &str)] = &[
     ("record_answered", ANSWERED_SQL),
     ("close_attempt", CLOSE_ATTEMPT_SQL),
     ("close_contact", CLOSE_CONTACT_SQL),
+    ("account_in_progress", crate::store::account_limits::IN_PROGRESS_SQL_PG),
 ];
 
 impl PgEngine {
@@ -106,9 +108,10 @@ impl PgEngine {
         max_attempts: u32,
         now: DateTime<Utc>,
         fence: Option<&crate::store::Fence>,
-    ) -> Result<Vec<AttemptKey>, StoreError> {
+        limit: Option<&AccountLimit>,
+    ) -> Result<Claimed, StoreError> {
         if claims.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let mut tx = self.pool().begin().await?;
         if let Some(f) = fence {
@@ -124,7 +127,7 @@ impl PgEngine {
             .await?;
         if control.as_deref() != Some("running") {
             tx.commit().await?;
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let ids: Vec<i64> = claims.iter().map(|c| c.key.contact).collect();
         let locked: HashSet<i64> = sqlx::query_scalar(LOCK_CONTACTS_SQL)
@@ -134,8 +137,21 @@ impl PgEngine {
             .await?
             .into_iter()
             .collect();
-        let mut claimed = Vec::with_capacity(claims.len());
+        // The account's row is locked last, by claims only, so claims of different campaigns
+        // queue on it without a deadlock; the clock is read under that lock.
+        let mut window = match limit {
+            Some(l) => Some(super::account_limits::take(&mut tx, l, claims.len()).await?),
+            None => None,
+        };
+        let room = window.as_ref().map_or(usize::MAX, |w| w.grant.granted as usize);
+        let started_at = window.as_ref().map_or(to_ms(now), |w| w.at_ms);
+        let mut claimed = Vec::with_capacity(claims.len().min(room));
+        let mut considered = 0;
         for Claim { key, phone, caller_id } in claims {
+            if claimed.len() >= room {
+                break;
+            }
+            considered += 1;
             if !locked.contains(&key.contact) {
                 continue;
             }
@@ -158,15 +174,18 @@ impl PgEngine {
                 .bind(key.contact)
                 .bind(i64::from(key.attempt))
                 .bind(phone)
-                .bind(to_ms(now))
+                .bind(started_at)
                 .bind(caller_id)
                 .bind(fence.map(|f| f.token))
                 .execute(&mut *tx)
                 .await?;
             claimed.push(*key);
         }
+        if let (Some(w), Some(l)) = (window.as_mut(), limit) {
+            super::account_limits::store(&mut tx, l, w, claimed.len()).await?;
+        }
         tx.commit().await?;
-        Ok(claimed)
+        Ok(Claimed::new(claimed, considered, claims.len(), window.as_ref()))
     }
 
     pub(in crate::store) async fn record_dialed_many(&self, placed: &[(AttemptKey, String)]) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! [`super::Store`]) in PostgreSQL's SQL; the claims that several nodes may race on are
 //! conditional updates or `FOR UPDATE SKIP LOCKED`.
 
+mod account_limits;
 mod attempts;
 mod batch;
 mod caller_ids;

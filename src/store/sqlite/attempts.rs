@@ -1,9 +1,10 @@
 //! SQLite: campaign rows and the attempt lifecycle (see [`crate::store`]'s `attempts`).
 
 use super::SqliteEngine;
+use crate::core::account::AccountLimit;
 use crate::core::{AttemptKey, Disposition, NextStep, Outcome};
 use crate::store::attempts::{CampaignState, Claim, DueContact, OpenAttempt, parse_status, recent_attempts};
-use crate::store::{PostCall, StoreError, from_ms, to_ms};
+use crate::store::{Claimed, PostCall, StoreError, from_ms, to_ms};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
@@ -40,6 +41,10 @@ pub(in crate::store) const HOT_WRITES: &[(&str, &str)] = &[
     ("record_answered", ANSWERED_SQL),
     ("close_attempt", CLOSE_ATTEMPT_SQL),
     ("close_contact", CLOSE_CONTACT_SQL),
+    (
+        "account_in_progress",
+        crate::store::account_limits::IN_PROGRESS_SQL_SQLITE,
+    ),
 ];
 
 impl SqliteEngine {
@@ -86,13 +91,25 @@ impl SqliteEngine {
         max_attempts: u32,
         now: DateTime<Utc>,
         fence: Option<&crate::store::Fence>,
-    ) -> Result<Vec<AttemptKey>, StoreError> {
+        limit: Option<&AccountLimit>,
+    ) -> Result<Claimed, StoreError> {
         let mut tx = self.pool().begin().await?;
         if let Some(f) = fence {
             super::leases::check_fence(&mut tx, campaign, f).await?;
         }
-        let mut claimed = Vec::with_capacity(claims.len());
+        let mut window = match limit {
+            Some(l) => Some(super::account_limits::take(&mut tx, l, claims.len()).await?),
+            None => None,
+        };
+        let room = window.as_ref().map_or(usize::MAX, |w| w.grant.granted as usize);
+        let started_at = window.as_ref().map_or(to_ms(now), |w| w.at_ms);
+        let mut claimed = Vec::with_capacity(claims.len().min(room));
+        let mut considered = 0;
         for Claim { key, phone, caller_id } in claims {
+            if claimed.len() >= room {
+                break;
+            }
+            considered += 1;
             let updated = sqlx::query(CLAIM_SQL)
                 .bind(to_ms(now))
                 .bind(caller_id)
@@ -112,15 +129,18 @@ impl SqliteEngine {
                 .bind(key.contact)
                 .bind(key.attempt)
                 .bind(phone)
-                .bind(to_ms(now))
+                .bind(started_at)
                 .bind(caller_id)
                 .bind(fence.map(|f| f.token))
                 .execute(&mut *tx)
                 .await?;
             claimed.push(*key);
         }
+        if let (Some(w), Some(l)) = (window.as_mut(), limit) {
+            super::account_limits::store(&mut tx, l, w, claimed.len()).await?;
+        }
         tx.commit().await?;
-        Ok(claimed)
+        Ok(Claimed::new(claimed, considered, claims.len(), window.as_ref()))
     }
 
     pub(in crate::store) async fn record_dialed_many(&self, placed: &[(AttemptKey, String)]) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! connections, which WAL never blocks. Each submodule implements its area's methods (the
 //! documented ones on [`super::Store`]) in SQLite's SQL.
 
+mod account_limits;
 mod attempts;
 mod batch;
 mod caller_ids;

@@ -70,6 +70,7 @@ pub struct TwilioTrunk {
     connect: AgentConnect,
     voicemail: VoicemailAction,
     limits: Option<Arc<AccountLimits>>,
+    shared: Option<crate::core::AccountLimit>,
     record: bool,
 }
 
@@ -101,6 +102,7 @@ impl TwilioTrunk {
             connect,
             voicemail,
             limits: None,
+            shared: None,
             record: false,
         }
     }
@@ -114,6 +116,12 @@ impl TwilioTrunk {
     /// This trunk under the account's shared `limits` (by default it has none).
     pub fn with_limits(mut self, limits: Arc<AccountLimits>) -> TwilioTrunk {
         self.limits = Some(limits);
+        self
+    }
+
+    /// This trunk under the account's limits shared with other nodes through the store.
+    pub fn with_shared_limit(mut self, shared: crate::core::AccountLimit) -> TwilioTrunk {
+        self.shared = Some(shared);
         self
     }
 
@@ -282,6 +290,10 @@ impl Trunk for TwilioTrunk {
         Ok(Some(unowned))
     }
 
+    fn account_limit(&self) -> Option<crate::core::AccountLimit> {
+        self.shared.clone()
+    }
+
     async fn recover(&self, call: &OpenCall) -> Recovered {
         let client = &self.inner.client;
         let found = match &call.call_id {
@@ -337,6 +349,8 @@ pub struct TwilioAccount {
     pub public_url: String,
     /// The account's CPS and concurrency limits, shared by its campaigns.
     pub limits: Arc<AccountLimits>,
+    /// The same limits as every node on the database shares them (`twilio:<account SID>`).
+    pub shared: crate::core::AccountLimit,
 }
 
 impl TwilioAccount {
@@ -353,6 +367,11 @@ impl TwilioAccount {
             hub,
             public_url,
             limits: Arc::new(AccountLimits::new(settings.calls_per_second, settings.max_concurrent)),
+            shared: crate::core::AccountLimit {
+                account: format!("twilio:{}", settings.account_sid.as_deref().unwrap_or_default()),
+                calls_per_second: settings.calls_per_second,
+                max_concurrent: settings.max_concurrent,
+            },
         }
     }
 
@@ -374,6 +393,7 @@ impl TwilioAccount {
             events,
         )
         .with_limits(Arc::clone(&self.limits))
+        .with_shared_limit(self.shared.clone())
     }
 }
 
