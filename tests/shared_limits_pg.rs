@@ -33,19 +33,6 @@ fn start_node(dir: &Path, url: &str, id: &str) -> common::Daemon {
     )
 }
 
-/// The most dials in any rolling second of `starts` (ms, sorted).
-fn busiest_second(starts: &[i64]) -> usize {
-    let mut best = 0;
-    let mut lo = 0;
-    for hi in 0..starts.len() {
-        while starts[hi] - starts[lo] >= 1_000 {
-            lo += 1;
-        }
-        best = best.max(hi - lo + 1);
-    }
-    best
-}
-
 /// The most calls open at one instant: `[start, end)` intervals, an open one lasting forever.
 fn most_at_once(calls: &[(i64, Option<i64>)]) -> usize {
     let mut edges: Vec<(i64, i32)> = Vec::new();
@@ -65,8 +52,8 @@ fn most_at_once(calls: &[(i64, Option<i64>)]) -> usize {
 
 #[test]
 fn window_and_concurrency_helpers_count_what_they_say() {
-    assert_eq!(busiest_second(&[0, 100, 999, 1_000, 1_999]), 3);
-    assert_eq!(busiest_second(&[]), 0);
+    assert_eq!(common::busiest_second(&[0, 100, 999, 1_000, 1_999]), 3);
+    assert_eq!(common::busiest_second(&[]), 0);
     assert_eq!(most_at_once(&[(0, Some(10)), (10, Some(20)), (5, None)]), 2);
 }
 
@@ -121,7 +108,7 @@ async fn three_nodes_share_one_accounts_cps_and_concurrency() {
     let calls: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.get("started_at"), r.get("ended_at"))).collect();
     let starts: Vec<i64> = calls.iter().map(|c| c.0).collect();
     let span_s = (starts.last().copied().unwrap_or(from) - from) as f64 / 1_000.0;
-    let busiest = busiest_second(&starts);
+    let busiest = common::busiest_second(&starts);
     let at_once = most_at_once(&calls);
     eprintln!(
         "{} dials over {span_s:.1} s from {owners} nodes ({:.1}/s); busiest rolling second {busiest} (limit {CPS}); \

@@ -62,14 +62,7 @@ async fn two_handles_share_one_accounts_cps_and_concurrency() {
         let starts: Vec<(i64,)> = db.rows("SELECT started_at FROM attempts ORDER BY started_at").await;
         let starts: Vec<i64> = starts.into_iter().map(|s| s.0).collect();
         assert_eq!(starts.len(), total, "{engine}");
-        let mut busiest = 0;
-        let mut lo = 0;
-        for hi in 0..starts.len() {
-            while starts[hi] - starts[lo] >= 1_000 {
-                lo += 1;
-            }
-            busiest = busiest.max(hi - lo + 1);
-        }
+        let busiest = common::busiest_second(&starts);
         println!("{engine}: {total} claims in 2.5 s, busiest rolling second {busiest}");
         assert_eq!(busiest, 20, "{engine}: the busiest second holds {busiest}, limit 20");
         assert!(

@@ -415,3 +415,16 @@ pub fn engine_urls(dir: &Path, test: &str) -> Vec<(&'static str, String)> {
     }
     urls
 }
+
+/// The most instants of `starts` (ms, sorted) in any rolling second.
+pub fn busiest_second(starts: &[i64]) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..starts.len() {
+        while starts[hi] - starts[lo] >= 1_000 {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
